@@ -1,0 +1,43 @@
+"""Configuration from the environment (contract names), with embedded defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'var' / 'advocacy.db'}"
+DEFAULT_PLAYBOOK = ROOT / "playbooks" / "default.yaml"
+DEMO_PLAYBOOK = ROOT / "playbooks" / "demo.yaml"
+TEMPLATES_DIR = ROOT / "templates"
+
+
+@dataclass(frozen=True)
+class Settings:
+    temporal_address: str
+    temporal_namespace: str
+    task_queue: str
+    database_url: str
+    playbook_path: Path
+    email_provider: str
+    outbox_dir: Path
+    referral_landing_url: str
+    public_base_url: str
+    postal_address: str
+
+    @staticmethod
+    def from_env() -> Settings:
+        env = os.environ
+        return Settings(
+            temporal_address=env.get("TEMPORAL_ADDRESS", "localhost:7233"),
+            temporal_namespace=env.get("TEMPORAL_NAMESPACE", "default"),
+            task_queue=env.get("TEMPORAL_TASK_QUEUE", "advocacy-journeys"),
+            database_url=env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+            playbook_path=Path(env.get("PLAYBOOK_PATH", str(DEFAULT_PLAYBOOK))),
+            email_provider=env.get("EMAIL_PROVIDER", "local"),
+            outbox_dir=Path(env.get("OUTBOX_DIR", str(ROOT / "var" / "outbox"))),
+            referral_landing_url=env.get("REFERRAL_LANDING_URL", "https://example.com/welcome"),
+            public_base_url=env.get("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/"),
+            postal_address=env.get("COMPANY_POSTAL_ADDRESS", "Example Inc., 1 Market St, San Francisco, CA"),
+        )

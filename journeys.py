@@ -1,0 +1,71 @@
+"""The Python client for backend systems and ops: send events, read and steer journeys."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from workflows.events import event_to_dict, parse_event
+from workflows.journey import SA_CUSTOMER, SA_STAGE, AdvocacyJourney
+from workflows.model import JourneyInput, JourneyState, workflow_id_for
+
+
+async def send_event(client: Client, raw: Any, task_queue: str) -> str:
+    """Validate one event and deliver it by signal-with-start; returns the workflow id.
+
+    Raises workflows.events.EventError (naming the field) before anything is sent.
+    """
+    event = parse_event(raw)
+    workflow_id = workflow_id_for(event.customer_id)
+    summary = f"Advocacy journey of customer {event.customer_id}"
+    if event.type == "customer_profile":
+        summary += f": {event.data['name']} at {event.data['company']}"
+    await client.start_workflow(
+        AdvocacyJourney.run,
+        JourneyInput(customer_id=event.customer_id),
+        id=workflow_id,
+        task_queue=task_queue,
+        start_signal="customer_event",
+        start_signal_args=[event_to_dict(event)],
+        search_attributes=TypedSearchAttributes(
+            [SearchAttributePair(SA_CUSTOMER, event.customer_id), SearchAttributePair(SA_STAGE, "listening")]
+        ),
+        static_summary=summary,
+        static_details=f"Customer `{event.customer_id}`. Query `state` for the journey; stage and score are search attributes.",
+    )
+    return workflow_id
+
+
+def handle(client: Client, customer_id: str) -> WorkflowHandle[Any, Any]:
+    return client.get_workflow_handle(workflow_id_for(customer_id))
+
+
+async def get_state(client: Client, customer_id: str) -> JourneyState:
+    return await handle(client, customer_id).query(AdvocacyJourney.query_state)
+
+
+def state_dict(state: JourneyState) -> dict[str, Any]:
+    return asdict(state)
+
+
+async def list_journeys(client: Client, stage: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    query = 'WorkflowType = "AdvocacyJourney"'
+    if stage:
+        query += f' AND AdvocacyStage = "{stage}"'
+    rows = []
+    async for wf in client.list_workflows(query, limit=limit):
+        attrs = wf.typed_search_attributes
+        rows.append(
+            {
+                "workflow_id": wf.id,
+                "status": wf.status.name if wf.status else None,
+                "stage": attrs.get(SA_STAGE),
+                "tier": attrs.get(SearchAttributeKey.for_keyword("AdvocateTier")),
+                "score": attrs.get(SearchAttributeKey.for_int("AdvocateScore")),
+                "last_nps": attrs.get(SearchAttributeKey.for_int("LastNps")),
+            }
+        )
+    return rows

@@ -1,0 +1,142 @@
+"""SQLAlchemy 2 typed models: what the journeys did, readable by people and reports.
+
+Every row a side effect writes carries a unique key derived from journey
+state (customer + ask + step), so a retried activity finds its earlier effect.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Index, MetaData, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+Timestamp = DateTime(timezone=True)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    customer_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+    company: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    segment: Mapped[str | None] = mapped_column(String(64))
+    plan: Mapped[str | None] = mapped_column(String(64))
+    referral_code: Mapped[str | None] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Event(Base):
+    """Every event accepted from a backend system, once (unique on event_id)."""
+
+    __tablename__ = "events"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime] = mapped_column(Timestamp)
+    received_at: Mapped[datetime] = mapped_column(Timestamp)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AskRow(Base):
+    __tablename__ = "asks"
+    __table_args__ = (UniqueConstraint("customer_id", "ask_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    ask_id: Mapped[str] = mapped_column(String(64))
+    program: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    reminded_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    closed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Message(Base):
+    """The outbox: one row per email, unique on its idempotency key."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    ask_id: Mapped[str | None] = mapped_column(String(64))
+    program: Mapped[str | None] = mapped_column(String(32))
+    template: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str] = mapped_column(String(16))
+    to_email: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(500))
+    html: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # rendered | sent | failed
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_message_id: Mapped[str | None] = mapped_column(String(255))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class RewardRow(Base):
+    """The rewards ledger. pending -> approved (after the hold) -> issued, or void."""
+
+    __tablename__ = "rewards"
+    __table_args__ = (UniqueConstraint("customer_id", "reward_id"), Index("ix_rewards_status", "status"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    reward_id: Mapped[str] = mapped_column(String(128))
+    program: Mapped[str] = mapped_column(String(32))
+    beneficiary: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    referral_id: Mapped[str | None] = mapped_column(String(64))
+    hold_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    approved_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    issued_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    voided_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    void_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ReferralRow(Base):
+    __tablename__ = "referrals"
+    __table_args__ = (UniqueConstraint("customer_id", "referral_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    referral_id: Mapped[str] = mapped_column(String(64))
+    referral_code: Mapped[str | None] = mapped_column(String(32))
+    referee_email: Mapped[str] = mapped_column(String(320), index=True)
+    referee_name: Mapped[str | None] = mapped_column(String(200))
+    referee_company: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -1,0 +1,94 @@
+"""Runs the Temporal worker: the AdvocacyJourney workflow and its activities.
+
+`python worker.py` with only the contract's environment variables set runs a
+complete worker. SIGTERM / SIGINT shut it down gracefully (in-flight
+activities finish first), as container orchestrators expect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.email import EmailActivities, EmailProvider, LocalProvider, TemplateRenderer
+from activities.playbook import PlaybookActivities, read_playbook
+from activities.records import RecordActivities
+from config import TEMPLATES_DIR, Settings
+from entrypoint import exit_now
+from storage.db import make_engine, make_sessionmaker
+from workflows.journey import AdvocacyJourney
+
+
+@dataclass
+class WorkerParts:
+    sessions: sessionmaker[Session]
+    playbook_path: Path
+    outbox_dir: Path
+    provider: EmailProvider | None = None
+
+
+def make_provider(settings: Settings) -> EmailProvider:
+    if settings.email_provider == "local":
+        return LocalProvider(settings.outbox_dir)
+    raise SystemExit(f"EMAIL_PROVIDER={settings.email_provider!r} is not supported (use 'local')")
+
+
+def build_worker(client: Client, task_queue: str, parts: WorkerParts, settings: Settings | None = None) -> Worker:
+    settings = settings or Settings.from_env()
+    read_playbook(parts.playbook_path)  # fail at start, not at the first journey, on a bad playbook
+    email = EmailActivities(
+        TemplateRenderer(TEMPLATES_DIR),
+        parts.provider or LocalProvider(parts.outbox_dir),
+        parts.sessions,
+        settings.public_base_url,
+        settings.postal_address,
+    )
+    records = RecordActivities(parts.sessions)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AdvocacyJourney],
+        activities=[PlaybookActivities(parts.playbook_path).load_playbook, email.send_email, *records.all()],
+        activity_executor=ThreadPoolExecutor(max_workers=16),
+        max_concurrent_activities=16,
+        graceful_shutdown_timeout=timedelta(seconds=30),
+    )
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+
+
+async def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings.from_env()
+    client = await connect(settings)
+    parts = WorkerParts(
+        sessions=make_sessionmaker(make_engine(settings.database_url)),
+        playbook_path=settings.playbook_path,
+        outbox_dir=settings.outbox_dir,
+        provider=make_provider(settings),
+    )
+    worker = build_worker(client, settings.task_queue, parts, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    logging.info("worker on task queue %s at %s", settings.task_queue, settings.temporal_address)
+    async with worker:
+        await stop.wait()
+        logging.info("shutting down: finishing in-flight activities")
+    return 0
+
+
+if __name__ == "__main__":
+    exit_now(asyncio.run(main()))

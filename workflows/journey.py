@@ -1,0 +1,382 @@
+"""AdvocacyJourney: one long-lived workflow per customer (contract names in workflows.model).
+
+The workflow sequences the pure policy in `workflows.engine`: apply events,
+run the effects they produce as idempotent activities, sleep on one durable
+timer until the next thing falls due, and continue-as-new when history grows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import engine
+    from workflows.events import EMAIL_RE, EventError, iso, parse_event
+    from workflows.model import (
+        ChurnInput,
+        JourneyInput,
+        JourneyState,
+        JourneyStatus,
+        LoadPlaybookInput,
+        OptOutInput,
+        PauseInput,
+        RecordAskInput,
+        RecordCustomerInput,
+        RecordReferralInput,
+        RecordRewardInput,
+        SendEmailInput,
+        SendEmailResult,
+        SettleRewardInput,
+        SubmitReferralInput,
+        SubmitReferralResult,
+    )
+    from workflows.playbook import Playbook
+
+SA_STAGE = SearchAttributeKey.for_keyword("AdvocacyStage")
+SA_TIER = SearchAttributeKey.for_keyword("AdvocateTier")
+SA_SCORE = SearchAttributeKey.for_int("AdvocateScore")
+SA_NPS = SearchAttributeKey.for_int("LastNps")
+SA_CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
+
+# Side effects retry with backoff for as long as it takes (a database or mail
+# outage must not lose a step); permanent failures raise non-retryable errors.
+_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
+_TIMEOUT = timedelta(seconds=30)
+_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+@workflow.defn(name="AdvocacyJourney")
+class AdvocacyJourney:
+    @workflow.init
+    def __init__(self, input: JourneyInput) -> None:
+        self.state = input.state or JourneyState(customer_id=input.customer_id)
+        self.inbox: list[Any] = list(input.pending_events)
+        self.max_history = input.max_history_length
+        self.queued: list[engine.Effect] = []
+        self.pb: Playbook | None = None
+        self.timer: asyncio.Task[None] | None = None
+        self.timer_at: str | None = None
+        self.timer_fired = False
+        self.dirty = False
+        self.published: dict[str, Any] = {}
+
+    # ---- run ------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: JourneyInput) -> JourneyState:
+        state = self.state
+        if input.state is None:
+            state.started_at = iso(workflow.now())
+            state.referral_code = "".join(workflow.random().choice(_CODE_ALPHABET) for _ in range(8))
+        else:
+            state.runs += 1
+        self.pb = await workflow.execute_activity(
+            "load_playbook",
+            LoadPlaybookInput(),
+            result_type=Playbook,
+            start_to_close_timeout=_TIMEOUT,
+            retry_policy=_RETRY,
+            summary="load the playbook",
+        )
+        state.playbook_version = self.pb.version
+        engine.refresh(state, self.pb)
+        while True:
+            await self._step()
+            if state.churned and not any(r.status == "pending" for r in state.rewards):
+                break
+            if self._history_full():
+                await self._continue_as_new()
+            self._arm_timer()
+            await workflow.wait_condition(
+                lambda: bool(self.inbox or self.queued) or self.timer_fired or self.dirty or self._history_full()
+            )
+        self._cancel_timer()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return state
+
+    def _history_full(self) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= self.max_history
+
+    async def _continue_as_new(self) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._cancel_timer()
+        workflow.continue_as_new(
+            JourneyInput(
+                customer_id=self.state.customer_id,
+                state=self.state,
+                pending_events=self.inbox,
+                max_history_length=self.max_history,
+            )
+        )
+
+    async def _step(self) -> None:
+        """Apply what arrived and what fell due, running effects until nothing more is due."""
+        assert self.pb is not None
+        state, pb = self.state, self.pb
+        self.dirty = False
+        while True:
+            now = workflow.now()
+            effects, self.queued = self.queued, []
+            while self.inbox:
+                raw = self.inbox.pop(0)
+                try:
+                    event = parse_event(raw)
+                    if event.customer_id != state.customer_id:
+                        raise EventError("customer_id", f"event for {event.customer_id} sent to {state.customer_id}")
+                except EventError as err:
+                    state.rejected_events += 1
+                    state.last_rejection = str(err)[:300]
+                    workflow.logger.warning("rejected event: %s", err)
+                    continue
+                effects += engine.apply_event(state, pb, event, now)
+            if self.timer_fired:
+                self.timer_fired, self.timer, self.timer_at = False, None, None
+            effects += engine.advance(state, pb, now)
+            if not effects:
+                break
+            await self._run_effects(effects)
+        self._publish()
+
+    async def _run_effects(self, effects: list[engine.Effect]) -> None:
+        assert self.pb is not None
+        pending = list(effects)
+        while pending:
+            effect = pending.pop(0)
+            try:
+                sent_at = await self._execute(effect)
+            except ActivityError as err:
+                cause = err.cause
+                message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+                pending += engine.effect_failed(self.state, self.pb, effect, message, workflow.now())
+                continue
+            engine.effect_done(self.state, self.pb, effect, sent_at, workflow.now())
+
+    async def _execute(self, effect: engine.Effect) -> str | None:
+        cid = self.state.customer_id
+        opts: dict[str, Any] = {"start_to_close_timeout": _TIMEOUT, "retry_policy": _RETRY}
+        if isinstance(effect, engine.SendEmail):
+            ask = next((a for a in self.state.asks if a.ask_id == effect.ask_id), None)
+            result = await workflow.execute_activity(
+                "send_email",
+                SendEmailInput(
+                    idempotency_key=effect.key,
+                    customer_id=cid,
+                    template=effect.template,
+                    to_email=effect.to_email,
+                    locale=self.state.profile.locale or "en",
+                    ask_id=effect.ask_id if ask else None,
+                    program=effect.program,
+                    context=effect.context,
+                ),
+                result_type=SendEmailResult,
+                summary=effect.summary,
+                **opts,
+            )
+            return result.sent_at
+        if isinstance(effect, engine.RecordAsk):
+            summary = f"record {effect.ask.program} ask {effect.ask.ask_id} as {effect.ask.status}"
+            await workflow.execute_activity("record_ask", RecordAskInput(cid, effect.ask), summary=summary, **opts)
+        elif isinstance(effect, engine.RecordReward):
+            r = effect.reward
+            summary = f"ledger: {r.reward_id} {r.amount:g} {r.currency} pending"
+            await workflow.execute_activity("record_reward", RecordRewardInput(cid, r), summary=summary, **opts)
+        elif isinstance(effect, engine.SettleReward):
+            summary = f"ledger: {effect.reward_id} -> {effect.status}"
+            await workflow.execute_activity(
+                "settle_reward", SettleRewardInput(cid, effect.reward_id, effect.status, effect.reason), summary=summary, **opts
+            )
+        elif isinstance(effect, engine.RecordReferral):
+            summary = f"record referral {effect.referral.referral_id} ({effect.referral.status})"
+            await workflow.execute_activity(
+                "record_referral",
+                RecordReferralInput(cid, effect.referral, self.state.referral_code),
+                summary=summary,
+                **opts,
+            )
+        elif isinstance(effect, engine.RecordCustomer):
+            await workflow.execute_activity(
+                "record_customer",
+                RecordCustomerInput(cid, self.state.profile, self.state.referral_code),
+                summary=f"record profile of {cid}",
+                **opts,
+            )
+        return None
+
+    # ---- timer ----------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        """One durable timer for the next due moment, kept while that moment stays the same."""
+        assert self.pb is not None
+        now = workflow.now()
+        wake = engine.next_wake(self.state, self.pb, now)
+        if wake is None:
+            self._cancel_timer()
+            return
+        at, why = wake
+        if self.timer is not None and self.timer_at == iso(at):
+            return
+        self._cancel_timer()
+        delay = max((at - now).total_seconds(), 1.0)
+        self.timer_at = iso(at)
+        self.timer = asyncio.create_task(self._sleep(delay, f"{why} (until {iso(at)})"))
+
+    async def _sleep(self, seconds: float, summary: str) -> None:
+        try:
+            await workflow.sleep(seconds, summary=summary[:200])
+        except asyncio.CancelledError:
+            return
+        self.timer_fired = True
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None and not self.timer.done():
+            self.timer.cancel()
+        self.timer, self.timer_at = None, None
+
+    # ---- what ops see -----------------------------------------------------------
+
+    def _publish(self) -> None:
+        state = self.state
+        attributes: dict[str, Any] = {
+            "stage": (SA_STAGE, state.stage),
+            "tier": (SA_TIER, state.tier),
+            "score": (SA_SCORE, state.score),
+            "nps": (SA_NPS, state.last_nps),
+            "customer": (SA_CUSTOMER, state.customer_id),
+        }
+        updates = []
+        for name, (key, value) in attributes.items():
+            if value is not None and self.published.get(name) != value:
+                self.published[name] = value
+                updates.append(key.value_set(value))
+        if updates:
+            workflow.upsert_search_attributes(updates)
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        s = self.state
+        who = " · ".join(x for x in (s.profile.name, s.profile.company) if x) or s.customer_id
+        lines = [
+            f"**{who}** — stage **{s.stage}**, tier **{s.tier}**, score **{s.score}**, last NPS **{s.last_nps}**",
+        ]
+        ask = engine.open_ask(s)
+        if ask is not None:
+            lines.append(f"Open ask: {ask.program} `{ask.ask_id}` ({ask.status}, sent {ask.sent_at})")
+        if self.pb is not None:
+            wake = engine.next_wake(s, self.pb, workflow.now())
+            if wake is not None:
+                lines.append(f"Next: {wake[1]} at {iso(wake[0])}")
+        pending = sum(r.status == "pending" for r in s.rewards)
+        issued = sum(r.status == "issued" for r in s.rewards)
+        lines.append(
+            f"Completed: {sum(s.completed.values())} · rewards {pending} pending / {issued} issued · "
+            f"referrals {len(s.referrals)} · events {s.events_applied}"
+        )
+        flags = [f for f, on in (("paused", s.paused), ("opted out", s.opted_out), ("at risk", s.at_risk_since)) if on]
+        if flags:
+            lines.append("Flags: " + ", ".join(flags))
+        if s.last_error:
+            lines.append(f"Last error: {s.last_error}")
+        return "\n\n".join(lines)
+
+    # ---- messages ---------------------------------------------------------------
+
+    @workflow.signal(name="customer_event")
+    def customer_event(self, event: Any) -> None:
+        self.inbox.append(event)
+
+    @workflow.query(name="state")
+    def query_state(self) -> JourneyState:
+        return self.state
+
+    def _status(self) -> JourneyStatus:
+        return JourneyStatus(stage=self.state.stage, paused=self.state.paused, opted_out=self.state.opted_out)
+
+    def _refuse_if_ended(self) -> None:
+        if self.state.churned:
+            raise ApplicationError("the journey has ended: the customer churned", type="JourneyEnded")
+
+    @workflow.update
+    async def pause(self, input: PauseInput) -> JourneyStatus:
+        self.state.paused = True
+        self.dirty = True
+        return self._status()
+
+    @pause.validator
+    def _validate_pause(self, input: PauseInput) -> None:
+        self._refuse_if_ended()
+
+    @workflow.update
+    async def resume(self, input: PauseInput) -> JourneyStatus:
+        self.state.paused = False
+        self.dirty = True
+        return self._status()
+
+    @resume.validator
+    def _validate_resume(self, input: PauseInput) -> None:
+        self._refuse_if_ended()
+        if self.state.opted_out:
+            raise ApplicationError("the customer opted out: asks stay stopped for good", type="OptedOut")
+
+    @workflow.update
+    async def opt_out(self, input: OptOutInput) -> JourneyStatus:
+        self.queued += engine.opt_out(self.state, workflow.now(), input.reason or "opted out by ops")
+        if self.pb is not None:
+            engine.refresh(self.state, self.pb)
+        self.dirty = True
+        return self._status()
+
+    @opt_out.validator
+    def _validate_opt_out(self, input: OptOutInput) -> None:
+        self._refuse_if_ended()
+
+    @workflow.update
+    async def churn(self, input: ChurnInput) -> JourneyStatus:
+        await workflow.wait_condition(lambda: self.pb is not None)
+        assert self.pb is not None
+        self.queued += engine.churn(self.state, self.pb, workflow.now(), input.reason or "churned")
+        self.dirty = True
+        return self._status()
+
+    @churn.validator
+    def _validate_churn(self, input: ChurnInput) -> None:
+        self._refuse_if_ended()
+
+    @workflow.update
+    async def submit_referral(self, input: SubmitReferralInput) -> SubmitReferralResult:
+        info = workflow.current_update_info()
+        event_id = f"update-{info.id if info else workflow.uuid4()}"
+        self.inbox.append(
+            {
+                "event_id": event_id,
+                "customer_id": self.state.customer_id,
+                "type": "referral_submitted",
+                "occurred_at": iso(workflow.now()),
+                "data": {
+                    "referee_email": input.referee_email.strip(),
+                    "referee_name": input.referee_name,
+                    "referee_company": input.referee_company,
+                },
+            }
+        )
+        await workflow.wait_condition(lambda: event_id in self.state.seen_event_ids)
+        email = input.referee_email.strip().lower()
+        referral = next((r for r in self.state.referrals if r.referee_email == email), None)
+        if referral is None:
+            raise ApplicationError(f"referral refused: {self.state.signals[-1].reason}", type="ReferralRefused")
+        return SubmitReferralResult(referral_id=referral.referral_id, status=referral.status)
+
+    @submit_referral.validator
+    def _validate_submit_referral(self, input: SubmitReferralInput) -> None:
+        self._refuse_if_ended()
+        if not isinstance(input.referee_email, str) or not EMAIL_RE.match(input.referee_email.strip()):
+            raise ApplicationError("referee_email: not an email address", type="InvalidReferral")
+        refusal = engine.referral_refusal(self.state, input.referee_email)
+        if refusal:
+            raise ApplicationError(f"referee_email: {refusal}", type="InvalidReferral")
