@@ -59,8 +59,10 @@ async def register_search_attributes(client: Client) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
+    # One server per test: a journey left behind with no worker holds an outstanding
+    # workflow task, and the time-skipping server does not skip time past it.
     environment = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER)
     await register_search_attributes(environment.client)
     yield environment

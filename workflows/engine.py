@@ -718,14 +718,15 @@ def next_wake(state: JourneyState, pb: Playbook, now: datetime) -> tuple[datetim
 # ---- outcomes of effects ------------------------------------------------------------
 
 
-def effect_done(state: JourneyState, pb: Playbook, effect: Effect, sent_at: str | None, now: datetime) -> None:
+def effect_done(state: JourneyState, pb: Playbook, effect: Effect, now: datetime) -> None:
+    # Workflow time, not the activity's clock: the journey's timers are measured against it.
     if isinstance(effect, SendEmail) and effect.ask_id and effect.step in ("invite", "reminder"):
         ask = next((a for a in state.asks if a.ask_id == effect.ask_id), None)
         if ask is not None and ask.status in OPEN_ASK_STATUSES:
             if effect.step == "invite":
-                ask.status, ask.sent_at = "sent", sent_at or iso(now)
+                ask.status, ask.sent_at = "sent", iso(now)
             else:
-                ask.status, ask.reminded_at = "reminded", sent_at or iso(now)
+                ask.status, ask.reminded_at = "reminded", iso(now)
     elif isinstance(effect, SettleReward) and effect.status == "issued":
         for reward in state.rewards:
             if reward.reward_id == effect.reward_id and reward.status == "approved":

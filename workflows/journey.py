@@ -150,20 +150,20 @@ class AdvocacyJourney:
         while pending:
             effect = pending.pop(0)
             try:
-                sent_at = await self._execute(effect)
+                await self._execute(effect)
             except ActivityError as err:
                 cause = err.cause
                 message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
                 pending += engine.effect_failed(self.state, self.pb, effect, message, workflow.now())
                 continue
-            engine.effect_done(self.state, self.pb, effect, sent_at, workflow.now())
+            engine.effect_done(self.state, self.pb, effect, workflow.now())
 
-    async def _execute(self, effect: engine.Effect) -> str | None:
+    async def _execute(self, effect: engine.Effect) -> None:
         cid = self.state.customer_id
         opts: dict[str, Any] = {"start_to_close_timeout": _TIMEOUT, "retry_policy": _RETRY}
         if isinstance(effect, engine.SendEmail):
             ask = next((a for a in self.state.asks if a.ask_id == effect.ask_id), None)
-            result = await workflow.execute_activity(
+            await workflow.execute_activity(
                 "send_email",
                 SendEmailInput(
                     idempotency_key=effect.key,
@@ -179,8 +179,7 @@ class AdvocacyJourney:
                 summary=effect.summary,
                 **opts,
             )
-            return result.sent_at
-        if isinstance(effect, engine.RecordAsk):
+        elif isinstance(effect, engine.RecordAsk):
             summary = f"record {effect.ask.program} ask {effect.ask.ask_id} as {effect.ask.status}"
             await workflow.execute_activity("record_ask", RecordAskInput(cid, effect.ask), summary=summary, **opts)
         elif isinstance(effect, engine.RecordReward):
@@ -207,7 +206,6 @@ class AdvocacyJourney:
                 summary=f"record profile of {cid}",
                 **opts,
             )
-        return None
 
     # ---- timer ----------------------------------------------------------------
 

@@ -1,0 +1,195 @@
+"""Time-skipping scenarios over months, asserting what the customer and the company see."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+from decimal import Decimal
+
+from tests.conftest import Harness
+from tests.outbox import ledger, messages, templates_sent
+from workflows.events import parse_timestamp
+
+
+async def test_full_promoter_path_to_advisory_board(harness: Harness) -> None:
+    h, c = harness, harness.cid("promoter")
+    await h.profile(c, segment="enterprise", timezone="Europe/Berlin")
+    await h.send(c, "nps_response", {"score": 10})
+    await h.sleep(days=3)
+    state = await h.state(c)
+    assert state.stage == "engaged" and state.tier == "bronze"
+    assert [(a.program, a.status) for a in state.asks] == [("review", "sent")]
+    invite = messages(h.sessions, c)[0]
+    assert invite.template == "ask_review" and invite.to_email == f"{c}@acme-{c}.test"
+    assert "utm_campaign=review" in invite.html and "Unsubscribe" in invite.html
+    sent_local = parse_timestamp(state.asks[0].sent_at).astimezone(ZoneInfo("Europe/Berlin"))
+    assert sent_local.weekday() < 5 and 9 <= sent_local.hour < 17, "asks go out in the customer's business hours"
+
+    await h.send(c, "review_submitted", {"site": "g2", "rating": 5})
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    assert state.stage == "advocate"
+    assert state.asks[0].status == "completed"
+    assert [(r.program, r.amount, r.status) for r in state.rewards] == [("review", 25.0, "issued")]
+    assert templates_sent(h.sessions, c) == ["ask_review", "thank_you", "reward_notice"]
+    assert [(r.reward_id, r.status, r.amount) for r in ledger(h.sessions, c)] == [("review-site-g2", "issued", Decimal("25.00"))]
+
+    # A month later a milestone is the moment for the next rung: referral.
+    await h.sleep(days=30)
+    await h.send(c, "usage_milestone", {"milestone": "1000 projects"})
+    await h.sleep(days=3)
+    state = await h.state(c)
+    assert [(a.program, a.status) for a in state.asks][-1] == ("referral", "sent")
+    referral_mail = messages(h.sessions, c)[-1]
+    assert referral_mail.template == "ask_referral" and state.referral_code in referral_mail.text
+    await h.send(c, "referral_submitted", {"referee_email": "grace@hopper.test", "referee_name": "Grace"})
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    assert state.asks[-1].status == "completed" and state.referrals[0].status == "submitted"
+
+    # Renewal + promoter NPS: silver tier, reference ask; completion makes a champion.
+    await h.sleep(days=25)
+    await h.send(c, "renewal", {"contract_value": 50000, "term_months": 12})
+    await h.send(c, "nps_response", {"score": 9})
+    await h.sleep(days=3)
+    state = await h.state(c)
+    assert state.tier in ("silver", "gold")
+    assert state.asks[-1].program == "reference" and state.asks[-1].status == "sent"
+    await h.send(c, "reference_completed", {"notes": "great call"})
+    await h.sleep(hours=2)
+    state = await h.state(c)
+    assert state.stage == "champion"
+    team = [m for m in messages(h.sessions, c) if m.template == "team_champion"]
+    assert len(team) == 1 and team[0].to_email == "advocacy-team@example.com"
+
+    # The advisory-board invitation follows at the next good moment the ask budget allows.
+    await h.sleep(days=21)
+    await h.send(c, "social_mention", {"url": "https://x.test/1", "sentiment": "positive"})
+    await h.sleep(days=4)
+    state = await h.state(c)
+    assert state.asks[-1].program == "advisory_board"
+    await h.send(c, "advisory_board_response", {"accepted": True})
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    assert state.asks[-1].status == "completed"
+    assert state.completed == {"review": 1, "referral": 1, "reference": 1, "advisory_board": 1}
+    created = [parse_timestamp(a.created_at) for a in state.asks]
+    assert all(b - a >= timedelta(days=21) for a, b in zip(created, created[1:]))
+
+
+async def test_detractor_backs_off_and_recovers(harness: Harness) -> None:
+    h, c = harness, harness.cid("detractor")
+    await h.profile(c, segment="enterprise")
+    await h.send(c, "nps_response", {"score": 10})
+    await h.sleep(days=3)
+    assert (await h.state(c)).asks[0].status == "sent"
+    await h.send(c, "nps_response", {"score": 3, "comment": "slow support"})
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    assert state.stage == "at_risk" and state.asks[0].status == "cancelled"
+    assert state.last_nps == 3
+    # A month of good news does not end the cooldown early...
+    await h.send(c, "csat_response", {"score": 5})
+    await h.sleep(days=30)
+    state = await h.state(c)
+    assert state.stage == "at_risk" and len(state.asks) == 1
+    # ...and after the cooldown, with positive signals since, the journey recovers and may ask again.
+    await h.sleep(days=31)
+    await h.send(c, "nps_response", {"score": 10})
+    await h.sleep(days=3)
+    state = await h.state(c)
+    assert state.stage != "at_risk"
+    assert len(state.asks) == 2 and state.asks[1].status == "sent"
+    assert templates_sent(h.sessions, c) == ["ask_review", "ask_review"]
+
+
+async def test_no_answer_reminds_once_then_declines_and_steps_down(harness: Harness) -> None:
+    h, c = harness, harness.cid("silent")
+    await h.profile(c, segment="enterprise")
+    await h.send(c, "nps_response", {"score": 10})
+    await h.sleep(days=3)
+    await h.sleep(days=8)
+    state = await h.state(c)
+    assert state.asks[0].status == "reminded"
+    await h.sleep(days=8)
+    state = await h.state(c)
+    assert state.asks[0].status == "declined"
+    assert templates_sent(h.sessions, c) == ["ask_review", "reminder"]
+    # During the cooldown nothing is asked, even at a good moment; review (the lowest rung) is not re-asked.
+    await h.send(c, "nps_response", {"score": 10})
+    await h.sleep(days=20)
+    assert len((await h.state(c)).asks) == 1
+
+
+async def test_unsubscribe_mid_ask_stops_everything_but_tracking(harness: Harness) -> None:
+    h, c = harness, harness.cid("unsub")
+    await h.profile(c, segment="enterprise")
+    await h.send(c, "nps_response", {"score": 10})
+    await h.sleep(days=3)
+    await h.send(c, "unsubscribed", {"reason": "too many emails"})
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    assert state.opted_out and state.stage == "opted_out"
+    assert state.asks[0].status == "cancelled"
+    await h.send(c, "nps_response", {"score": 10})
+    await h.send(c, "usage_milestone", {"milestone": "api"})
+    await h.sleep(days=40)
+    state = await h.state(c)
+    assert state.events_applied == 5 and len(state.asks) == 1
+    assert templates_sent(h.sessions, c) == ["ask_review"]
+
+
+async def test_duplicate_and_out_of_order_events(harness: Harness) -> None:
+    h, c = harness, harness.cid("dupes")
+    now = await h.now()
+
+    await h.profile(c)
+    await h.send(c, "nps_response", {"score": 9}, event_id="nps-new", at=now)
+    await h.send(c, "nps_response", {"score": 9}, event_id="nps-new", at=now)
+    # An older detractor answer arriving late neither becomes last_nps nor puts the journey at risk.
+    await h.send(c, "nps_response", {"score": 2}, event_id="nps-old", at=now - timedelta(days=30))
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    assert state.events_applied == 3
+    assert state.last_nps == 9 and state.stage != "at_risk"
+    assert state.seen_event_ids.count("nps-new") == 1
+
+
+async def test_referral_reward_pending_then_approved_or_void(harness: Harness) -> None:
+    h, c = harness, harness.cid("referrer")
+    await h.profile(c)
+    await h.send(c, "referral_submitted", {"referee_email": "a@one.test"})
+    await h.send(c, "referral_submitted", {"referee_email": "b@two.test"})
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    a, b = state.referrals
+    await h.send(c, "referral_converted", {"referral_id": a.referral_id, "stage": "won", "amount": 20000, "currency": "USD"})
+    await h.send(c, "referral_converted", {"referee_email": "b@two.test", "stage": "won", "amount": 100})
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    amounts = {(r.reward_id.split("-")[0], r.referral_id): (r.amount, r.status) for r in state.rewards}
+    assert amounts[("referral", a.referral_id)] == (600.0, "pending")  # 3 % of 20,000 beats $10
+    assert amounts[("referral", b.referral_id)] == (10.0, "pending")  # $10 beats 3 % of 100
+    assert amounts[("referee", a.referral_id)] == (50.0, "pending")  # double-sided
+    # b is refunded inside the hold: void. a passes the hold: approved, then issued.
+    await h.sleep(days=10)
+    await h.send(c, "referral_converted", {"referral_id": b.referral_id, "stage": "lost"})
+    await h.sleep(days=25)
+    rows = {(r.reward_id): r.status for r in ledger(h.sessions, c)}
+    assert rows[f"referral-{a.referral_id}"] == "issued" and rows[f"referee-{a.referral_id}"] == "issued"
+    assert rows[f"referral-{b.referral_id}"] == "void" and rows[f"referee-{b.referral_id}"] == "void"
+    notices = [m for m in messages(h.sessions, c) if m.template == "reward_notice"]
+    assert len(notices) == 1 and "600.00 USD" in notices[0].text
+
+
+async def test_annual_reward_cap(harness: Harness) -> None:
+    h, c = harness, harness.cid("capped")
+    await h.profile(c)
+    for i in range(3):
+        email = f"p{i}@big{i}.test"
+        await h.send(c, "referral_submitted", {"referee_email": email})
+        await h.send(c, "referral_converted", {"referee_email": email, "stage": "won", "amount": 20000})
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    advocate = [r.amount for r in state.rewards if r.beneficiary == "advocate"]
+    assert advocate == [600.0, 400.0] and sum(advocate) == 1000.0  # third is over the cap: none
