@@ -6,23 +6,37 @@ from dataclasses import asdict
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows.events import event_to_dict, parse_event
 from workflows.journey import SA_CUSTOMER, SA_STAGE, AdvocacyJourney
 from workflows.model import JourneyInput, JourneyState, workflow_id_for
 
 
+class JourneyEndedError(Exception):
+    """The customer's journey completed (the customer churned): it takes no more events."""
+
+
 async def send_event(client: Client, raw: Any, task_queue: str) -> str:
     """Validate one event and deliver it by signal-with-start; returns the workflow id.
 
-    Raises workflows.events.EventError (naming the field) before anything is sent.
+    Raises workflows.events.EventError (naming the field) before anything is sent,
+    and JourneyEndedError for a customer whose journey has ended.
     """
     event = parse_event(raw)
     workflow_id = workflow_id_for(event.customer_id)
     summary = f"Advocacy journey of customer {event.customer_id}"
     if event.type == "customer_profile":
         summary += f": {event.data['name']} at {event.data['company']}"
+    try:
+        await _signal_with_start(client, event, workflow_id, task_queue, summary)
+    except WorkflowAlreadyStartedError:
+        raise JourneyEndedError(f"the journey of customer {event.customer_id} has ended (churned)") from None
+    return workflow_id
+
+
+async def _signal_with_start(client: Client, event: Any, workflow_id: str, task_queue: str, summary: str) -> None:
     await client.start_workflow(
         AdvocacyJourney.run,
         JourneyInput(customer_id=event.customer_id),
@@ -35,8 +49,9 @@ async def send_event(client: Client, raw: Any, task_queue: str) -> str:
         ),
         static_summary=summary,
         static_details=f"Customer `{event.customer_id}`. Query `state` for the journey; stage and score are search attributes.",
+        # A churned journey completed on purpose: it is not restarted by a late event.
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
     )
-    return workflow_id
 
 
 def handle(client: Client, customer_id: str) -> WorkflowHandle[Any, Any]:

@@ -69,7 +69,9 @@ class TemplateRenderer:
         for part in ("subject", "txt"):
             parts[part] = self.env.get_template(self._pick(name, part, used)[0]).render(context)
         html = self.env.get_template(html_name).render(context)
-        return RenderedEmail(subject=" ".join(parts["subject"].split()), html=html, text=parts["txt"].strip() + "\n", locale=used)
+        return RenderedEmail(
+            subject=" ".join(parts["subject"].split()), html=html, text=parts["txt"].strip() + "\n", locale=used
+        )
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -42,7 +43,12 @@ class RecordActivities:
                 row = Customer(customer_id=input.customer_id, created_at=now)
                 session.add(row)
             row.email, row.name, row.company = profile.email, profile.name, profile.company
-            row.timezone, row.locale, row.segment, row.plan = profile.timezone, profile.locale, profile.segment, profile.plan
+            row.timezone, row.locale, row.segment, row.plan = (
+                profile.timezone,
+                profile.locale,
+                profile.segment,
+                profile.plan,
+            )
             row.referral_code = input.referral_code
             row.updated_at = now
 
@@ -68,7 +74,9 @@ class RecordActivities:
         reward = input.reward
         with self.sessions.begin() as session:
             existing = session.scalar(
-                select(RewardRow).where(RewardRow.customer_id == input.customer_id, RewardRow.reward_id == reward.reward_id)
+                select(RewardRow).where(
+                    RewardRow.customer_id == input.customer_id, RewardRow.reward_id == reward.reward_id
+                )
             )
             if existing is not None:
                 return
@@ -120,7 +128,9 @@ class RecordActivities:
                     )
                 row.voided_at, row.void_reason, row.status = now, input.reason, "void"
             else:
-                raise ApplicationError(f"unknown ledger status {input.status!r}", type="LedgerConflict", non_retryable=True)
+                raise ApplicationError(
+                    f"unknown ledger status {input.status!r}", type="LedgerConflict", non_retryable=True
+                )
 
     @activity.defn(name="record_referral")
     def record_referral(self, input: RecordReferralInput) -> None:
@@ -145,5 +155,5 @@ class RecordActivities:
             row.amount = None if referral.amount is None else Decimal(str(referral.amount))
             row.currency, row.updated_at = referral.currency, now
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., None]]:
         return [self.record_customer, self.record_ask, self.record_reward, self.settle_reward, self.record_referral]

@@ -95,7 +95,15 @@ class Harness:
     async def now(self) -> datetime:
         return await self.env.get_current_time()
 
-    async def send(self, customer: str, type: str, data: dict[str, Any] | None = None, *, event_id: str | None = None, at: datetime | None = None) -> None:
+    async def send(
+        self,
+        customer: str,
+        type: str,
+        data: dict[str, Any] | None = None,
+        *,
+        event_id: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
         from journeys import send_event
 
         moment = at or await self.now()
@@ -112,7 +120,12 @@ class Harness:
         )
 
     async def profile(self, customer: str, **extra: Any) -> None:
-        data = {"email": f"{customer}@acme-{customer}.test", "name": "Ada Lovelace", "company": "Acme", "timezone": "UTC"}
+        data = {
+            "email": f"{customer}@acme-{customer}.test",
+            "name": "Ada Lovelace",
+            "company": "Acme",
+            "timezone": "UTC",
+        }
         data.update(extra)
         await self.send(customer, "customer_profile", data)
 

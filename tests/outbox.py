@@ -19,4 +19,6 @@ def templates_sent(sessions: sessionmaker[Session], customer_id: str) -> list[st
 
 def ledger(sessions: sessionmaker[Session], customer_id: str) -> list[RewardRow]:
     with sessions() as session:
-        return list(session.scalars(select(RewardRow).where(RewardRow.customer_id == customer_id).order_by(RewardRow.id)))
+        return list(
+            session.scalars(select(RewardRow).where(RewardRow.customer_id == customer_id).order_by(RewardRow.id))
+        )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 from decimal import Decimal
+from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 from tests.conftest import Harness
 from tests.outbox import ledger, messages, templates_sent
@@ -32,7 +33,9 @@ async def test_full_promoter_path_to_advisory_board(harness: Harness) -> None:
     assert state.asks[0].status == "completed"
     assert [(r.program, r.amount, r.status) for r in state.rewards] == [("review", 25.0, "issued")]
     assert templates_sent(h.sessions, c) == ["ask_review", "thank_you", "reward_notice"]
-    assert [(r.reward_id, r.status, r.amount) for r in ledger(h.sessions, c)] == [("review-site-g2", "issued", Decimal("25.00"))]
+    assert [(r.reward_id, r.status, r.amount) for r in ledger(h.sessions, c)] == [
+        ("review-site-g2", "issued", Decimal("25.00"))
+    ]
 
     # A month later a milestone is the moment for the next rung: referral.
     await h.sleep(days=30)
@@ -74,7 +77,7 @@ async def test_full_promoter_path_to_advisory_board(harness: Harness) -> None:
     assert state.asks[-1].status == "completed"
     assert state.completed == {"review": 1, "referral": 1, "reference": 1, "advisory_board": 1}
     created = [parse_timestamp(a.created_at) for a in state.asks]
-    assert all(b - a >= timedelta(days=21) for a, b in zip(created, created[1:]))
+    assert all(b - a >= timedelta(days=21) for a, b in pairwise(created))
 
 
 async def test_detractor_backs_off_and_recovers(harness: Harness) -> None:
@@ -163,7 +166,9 @@ async def test_referral_reward_pending_then_approved_or_void(harness: Harness) -
     await h.sleep(hours=1)
     state = await h.state(c)
     a, b = state.referrals
-    await h.send(c, "referral_converted", {"referral_id": a.referral_id, "stage": "won", "amount": 20000, "currency": "USD"})
+    await h.send(
+        c, "referral_converted", {"referral_id": a.referral_id, "stage": "won", "amount": 20000, "currency": "USD"}
+    )
     await h.send(c, "referral_converted", {"referee_email": "b@two.test", "stage": "won", "amount": 100})
     await h.sleep(hours=1)
     state = await h.state(c)

@@ -12,7 +12,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Union
+from typing import Any
 
 from workflows.events import iso, parse_timestamp
 from workflows.model import (
@@ -69,7 +69,7 @@ class RecordCustomer:
     pass
 
 
-Effect = Union[SendEmail, RecordAsk, RecordReward, SettleReward, RecordReferral, RecordCustomer]
+Effect = SendEmail | RecordAsk | RecordReward | SettleReward | RecordReferral | RecordCustomer
 
 POSITIVE = "positive"
 _RISK_RANK = {"low": 0, "medium": 1, "high": 2}
@@ -249,9 +249,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "x"
 
 
-def _complete_activity(
-    state: JourneyState, pb: Playbook, program: str, now: datetime, reward_key: str
-) -> list[Effect]:
+def _complete_activity(state: JourneyState, pb: Playbook, program: str, now: datetime, reward_key: str) -> list[Effect]:
     effects: list[Effect] = []
     ask = next((a for a in reversed(state.asks) if a.program == program and a.status in OPEN_ASK_STATUSES), None)
     if ask is not None:
@@ -474,10 +472,14 @@ def _apply(state: JourneyState, pb: Playbook, ev: CustomerEvent, at: datetime, n
     elif kind == "support_resolved":
         satisfied = data.get("satisfied")
         if satisfied is True:
-            _signal(state, pb, at, kind, "support_resolved_satisfied", f"ticket {data['ticket_id']} resolved, satisfied")
+            _signal(
+                state, pb, at, kind, "support_resolved_satisfied", f"ticket {data['ticket_id']} resolved, satisfied"
+            )
             _positive_moment(state, at)
         elif satisfied is False:
-            _signal(state, pb, at, kind, "support_resolved_unsatisfied", f"ticket {data['ticket_id']} resolved, unsatisfied")
+            _signal(
+                state, pb, at, kind, "support_resolved_unsatisfied", f"ticket {data['ticket_id']} resolved, unsatisfied"
+            )
         else:
             _signal(state, pb, at, kind, None, f"ticket {data['ticket_id']} resolved")
     elif kind == "support_escalation":
@@ -517,7 +519,9 @@ def _apply(state: JourneyState, pb: Playbook, ev: CustomerEvent, at: datetime, n
         else:
             effects += _close_open_ask(state, pb, "advisory_board", now)
     elif kind == "referral_submitted":
-        _, more = add_referral(state, pb, now, data["referee_email"], data.get("referee_name"), data.get("referee_company"))
+        _, more = add_referral(
+            state, pb, now, data["referee_email"], data.get("referee_name"), data.get("referee_company")
+        )
         effects += more
     elif kind == "referral_converted":
         effects += _convert_referral(state, pb, ev, now)
@@ -578,7 +582,11 @@ def pick_program(state: JourneyState, pb: Playbook, now: datetime) -> ProgramSpe
     champion = is_champion(state, pb)
     tier_rank = pb.tier_rank(state.tier)
     last = state.asks[-1] if state.asks else None
-    effort_ceiling = pb.program(last.program).effort if last and last.status == "declined" and _program_or_none(pb, last.program) else None
+    effort_ceiling = (
+        pb.program(last.program).effort
+        if last and last.status == "declined" and _program_or_none(pb, last.program)
+        else None
+    )
     candidates = []
     for spec in pb.programs:
         if tier_rank < pb.tier_rank(spec.min_tier) or total < spec.min_completed:
@@ -670,7 +678,11 @@ def advance(state: JourneyState, pb: Playbook, now: datetime) -> list[Effect]:
                 template="team_champion",
                 to_email=pb.team_email,
                 step="team",
-                context={"customer": _customer_context(state), "score": state.score, "completed": dict(state.completed)},
+                context={
+                    "customer": _customer_context(state),
+                    "score": state.score,
+                    "completed": dict(state.completed),
+                },
                 summary=f"tell the team {state.customer_id} is a champion",
             )
         )
@@ -703,10 +715,20 @@ def next_wake(state: JourneyState, pb: Playbook, now: datetime) -> tuple[datetim
     if ask is not None and not _asks_blocked(state):
         if ask.status == "sent" and ask.sent_at:
             days = pb.reminder_after_seconds / 86400
-            due.append((parse_timestamp(ask.sent_at) + _secs(pb.reminder_after_seconds), f"wait for {ask.program} response, {days:g} days"))
+            due.append(
+                (
+                    parse_timestamp(ask.sent_at) + _secs(pb.reminder_after_seconds),
+                    f"wait for {ask.program} response, {days:g} days",
+                )
+            )
         elif ask.status == "reminded" and ask.reminded_at:
             days = pb.decline_after_seconds / 86400
-            due.append((parse_timestamp(ask.reminded_at) + _secs(pb.decline_after_seconds), f"wait for {ask.program} response after reminder, {days:g} days"))
+            due.append(
+                (
+                    parse_timestamp(ask.reminded_at) + _secs(pb.decline_after_seconds),
+                    f"wait for {ask.program} response after reminder, {days:g} days",
+                )
+            )
     choice = next_ask(state, pb, now)
     if choice is not None:
         due.append((choice[1], f"send {choice[0].name} ask"))

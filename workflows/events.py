@@ -145,7 +145,7 @@ def parse_event(raw: Any) -> CustomerEvent:
         if allowed and value not in allowed:
             raise EventError(f"data.{name}", f"must be one of {', '.join(allowed)}")
         bounds = _RANGES.get((event_type, name))
-        if bounds and not bounds[0] <= value <= bounds[1]:
+        if bounds and isinstance(value, (int, float)) and not bounds[0] <= value <= bounds[1]:
             raise EventError(f"data.{name}", f"must be between {bounds[0]:g} and {bounds[1]:g}")
     if event_type == "customer_profile" and not EMAIL_RE.match(data["email"]):
         raise EventError("data.email", "not an email address")

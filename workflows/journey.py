@@ -189,7 +189,10 @@ class AdvocacyJourney:
         elif isinstance(effect, engine.SettleReward):
             summary = f"ledger: {effect.reward_id} -> {effect.status}"
             await workflow.execute_activity(
-                "settle_reward", SettleRewardInput(cid, effect.reward_id, effect.status, effect.reason), summary=summary, **opts
+                "settle_reward",
+                SettleRewardInput(cid, effect.reward_id, effect.status, effect.reason),
+                summary=summary,
+                **opts,
             )
         elif isinstance(effect, engine.RecordReferral):
             summary = f"record referral {effect.referral.referral_id} ({effect.referral.status})"

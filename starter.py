@@ -1,0 +1,266 @@
+"""Command line for backend systems and ops: send events, inspect, steer, replay, report, demo.
+
+python starter.py send-event '{"event_id": ..., "customer_id": ..., ...}'
+python starter.py send-event events.jsonl          # many, with a progress bar
+python starter.py state CUSTOMER_ID
+python starter.py list [--stage at_risk]
+python starter.py pause|resume|opt-out|churn CUSTOMER_ID [--reason TEXT]
+python starter.py submit-referral CUSTOMER_ID --email E [--name N] [--company C]
+python starter.py history CUSTOMER_ID --out FILE
+python starter.py replay FILE [FILE ...]
+python starter.py report
+python starter.py demo [--exit] [--customers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from config import Settings
+from entrypoint import exit_now
+from workflows.events import EventError, parse_event
+from workflows.model import ChurnInput, OptOutInput, PauseInput, SubmitReferralInput, workflow_id_for
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def load_events(source: str) -> list[dict[str, Any]]:
+    """Events from a JSON string, a .json/.jsonl file or '-' (stdin); all validated before any is sent."""
+    if source == "-":
+        text, name = sys.stdin.read(), "stdin"
+    elif Path(source).is_file():
+        text, name = Path(source).read_text(encoding="utf-8"), source
+    else:
+        text, name = source, "argument"
+    stripped = text.strip()
+    raws: list[Any] = []
+    if stripped.startswith("[") or (stripped.startswith("{") and "\n{" not in stripped):
+        try:
+            loaded = json.loads(stripped)
+        except json.JSONDecodeError as err:
+            raise EventError("event", f"{name}: not valid JSON ({err.msg} at line {err.lineno})") from None
+        raws = loaded if isinstance(loaded, list) else [loaded]
+    else:
+        for number, line in enumerate(stripped.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                raws.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise EventError("event", f"{name} line {number}: not valid JSON ({err.msg})") from None
+    for index, raw in enumerate(raws):
+        try:
+            parse_event(raw)
+        except EventError as err:
+            where = f"{name} line {index + 1}: " if len(raws) > 1 else ""
+            raise EventError(err.field, f"{where}{err.message}") from None
+    return raws
+
+
+async def _connect(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+
+
+def _record(settings: Settings, raws: list[dict[str, Any]]) -> None:
+    """Keep every accepted event once in the database, when it has been migrated."""
+    from storage.db import make_engine, make_sessionmaker
+    from storage.event_log import record_events
+
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            record_events(session, [parse_event(r) for r in raws])
+    finally:
+        engine.dispose()
+
+
+async def cmd_send_event(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from journeys import JourneyEndedError, send_event
+
+    try:
+        raws = load_events(args.source)
+    except EventError as err:
+        return _fail(f"invalid event: {err}")
+    if not args.no_record:
+        _record(settings, raws)
+    client = await _connect(settings)
+    bar = tqdm(raws, unit="event", disable=len(raws) < 2, file=sys.stderr)
+    ended = []
+    for raw in bar:
+        try:
+            await send_event(client, raw, settings.task_queue)
+        except JourneyEndedError as err:
+            ended.append(str(err))
+    print(json.dumps({"sent": len(raws) - len(ended), "refused": ended}))
+    return 1 if ended else 0
+
+
+async def cmd_state(args: argparse.Namespace, settings: Settings) -> int:
+    from journeys import get_state
+
+    client = await _connect(settings)
+    try:
+        state = await get_state(client, args.customer_id)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return _fail(f"no journey for customer {args.customer_id!r}", 1)
+        raise
+    print(json.dumps(asdict(state), indent=2))
+    return 0
+
+
+async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    from journeys import list_journeys
+
+    client = await _connect(settings)
+    for row in await list_journeys(client, args.stage):
+        print(json.dumps(row))
+    return 0
+
+
+async def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
+    from journeys import handle
+    from workflows.journey import AdvocacyJourney
+
+    client = await _connect(settings)
+    h = handle(client, args.customer_id)
+    calls: dict[str, Any] = {
+        "pause": (AdvocacyJourney.pause, PauseInput(args.reason or "")),
+        "resume": (AdvocacyJourney.resume, PauseInput(args.reason or "")),
+        "opt-out": (AdvocacyJourney.opt_out, OptOutInput(args.reason or "")),
+        "churn": (AdvocacyJourney.churn, ChurnInput(args.reason or "")),
+    }
+    if args.command == "submit-referral":
+        call = (AdvocacyJourney.submit_referral, SubmitReferralInput(args.email, args.name, args.company))
+    else:
+        call = calls[args.command]
+    try:
+        result = await h.execute_update(call[0], call[1])
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        return _fail(f"refused: {getattr(cause, 'message', cause)}", 1)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return _fail(f"no running journey for customer {args.customer_id!r}", 1)
+        raise
+    print(json.dumps(asdict(result)))
+    return 0
+
+
+async def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
+    client = await _connect(settings)
+    history = await client.get_workflow_handle(workflow_id_for(args.customer_id)).fetch_history()
+    Path(args.out).write_text(history.to_json(), encoding="utf-8")
+    print(f"wrote {len(history.events)} events to {args.out}")
+    return 0
+
+
+async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from temporalio.client import WorkflowHistory
+    from temporalio.worker import Replayer
+
+    from workflows.journey import AdvocacyJourney
+
+    replayer = Replayer(workflows=[AdvocacyJourney])
+    failures = 0
+    for path in args.files:
+        history = WorkflowHistory.from_json(Path(path).stem, Path(path).read_text(encoding="utf-8"))
+        result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        if result.replay_failure:
+            failures += 1
+            print(f"FAIL {path}: {result.replay_failure}")
+        else:
+            print(f"ok   {path}")
+    return 1 if failures else 0
+
+
+async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from reports import program_report
+
+    print(json.dumps(program_report(settings.database_url), indent=2))
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from demo import run_demo
+
+    return await run_demo(customers=args.customers, exit_after=args.exit)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="starter.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    send = sub.add_parser("send-event", help="send one event (JSON) or many (a .jsonl file, or '-')")
+    send.add_argument("source")
+    send.add_argument("--no-record", action="store_true", help="do not keep the events in the database")
+    sub.add_parser("state", help="the journey state as JSON").add_argument("customer_id")
+    sub.add_parser("list", help="journeys, optionally by stage").add_argument("--stage")
+    for name in ("pause", "resume", "opt-out", "churn"):
+        cmd = sub.add_parser(name)
+        cmd.add_argument("customer_id")
+        cmd.add_argument("--reason")
+    ref = sub.add_parser("submit-referral")
+    ref.add_argument("customer_id")
+    ref.add_argument("--email", required=True)
+    ref.add_argument("--name")
+    ref.add_argument("--company")
+    hist = sub.add_parser("history", help="download a journey's history (for replay)")
+    hist.add_argument("customer_id")
+    hist.add_argument("--out", required=True)
+    sub.add_parser("replay", help="replay histories against the current code").add_argument("files", nargs="+")
+    sub.add_parser("report", help="program KPIs from the database")
+    demo = sub.add_parser("demo", help="run the whole product locally on embedded defaults")
+    demo.add_argument("--exit", action="store_true", help="end after the summary")
+    demo.add_argument("--customers", type=int, default=60)
+    return p
+
+
+COMMANDS = {
+    "send-event": cmd_send_event,
+    "state": cmd_state,
+    "list": cmd_list,
+    "pause": cmd_update,
+    "resume": cmd_update,
+    "opt-out": cmd_update,
+    "churn": cmd_update,
+    "submit-referral": cmd_update,
+    "history": cmd_history,
+    "replay": cmd_replay,
+    "report": cmd_report,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        return asyncio.run(COMMANDS[args.command](args, settings))
+    except KeyboardInterrupt:
+        return 130
+    except RPCError as err:
+        return _fail(f"Temporal at {settings.temporal_address}: {err.message}", 1)
+    except RuntimeError as err:
+        if "connect" in str(err).lower():
+            return _fail(f"cannot reach Temporal at {settings.temporal_address}: {err}", 1)
+        raise
+
+
+if __name__ == "__main__":
+    exit_now(main())
