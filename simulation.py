@@ -8,8 +8,8 @@ they tell us, and how they answer asks; a seeded RNG keeps runs repeatable.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 # persona -> share of the cohort
