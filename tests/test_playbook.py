@@ -1,0 +1,68 @@
+"""Playbooks are validated at load, with the setting at fault named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from activities.playbook import read_playbook
+from config import DEFAULT_PLAYBOOK, DEMO_PLAYBOOK
+from workflows.playbook import PlaybookError, parse_duration
+
+
+def raw() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(DEFAULT_PLAYBOOK.read_text())
+    return data
+
+
+def test_shipped_playbooks_load() -> None:
+    default, demo = read_playbook(DEFAULT_PLAYBOOK), read_playbook(DEMO_PLAYBOOK)
+    assert default.ask_min_gap_seconds == 21 * 86400 and demo.ask_min_gap_seconds == 21
+    assert [p.name for p in default.programs][0] == "review"
+    assert default.version.startswith("2026.11-default+")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("qualify_score",), 101, "playbook.qualify_score: must be between 0 and 100"),
+        (("programs", "review", "min_tier"), "diamond", "playbook.programs.review.min_tier: unknown tier"),
+        (("programs", "pottery"), {"effort": 1, "min_tier": "bronze"}, "playbook.programs.pottery: unknown program"),
+        (("ask_budget", "min_gap"), "three weeks", "playbook.ask_budget.min_gap: expected a duration"),
+        (("rewards", "referral", "mode"), "double", "playbook.rewards.referral.mode"),
+        (("signals", "nps_promoter"), 500, "playbook.signals.nps_promoter"),
+        (("rewards", "currency"), "dollars", "playbook.rewards.currency"),
+        (("cadence",), 1, "playbook.cadence: unknown setting"),
+    ],
+)
+def test_bad_playbook_names_the_setting(path: tuple[str, ...], value: Any, message: str, tmp_path: Path) -> None:
+    data = raw()
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    file = tmp_path / "bad.yaml"
+    file.write_text(yaml.safe_dump(data))
+    with pytest.raises(PlaybookError) as err:
+        read_playbook(file)
+    assert message in str(err.value)
+
+
+def test_unreadable_or_malformed_file(tmp_path: Path) -> None:
+    with pytest.raises(PlaybookError, match="cannot read"):
+        read_playbook(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("tiers: [unclosed")
+    with pytest.raises(PlaybookError, match="not valid YAML"):
+        read_playbook(broken)
+
+
+def test_durations() -> None:
+    assert parse_duration("21d", "x") == 21 * 86400
+    assert parse_duration("1.5h", "x") == 5400
+    assert parse_duration(30, "x") == 30
+    with pytest.raises(PlaybookError):
+        parse_duration("-1d", "x")

@@ -1,0 +1,107 @@
+"""Property tests of the pure policy: no event sequence breaks the ask budget or double-rewards."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from itertools import pairwise
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from activities.playbook import read_playbook
+from config import DEFAULT_PLAYBOOK
+from workflows import engine
+from workflows.events import iso, parse_event, parse_timestamp
+from workflows.model import OPEN_ASK_STATUSES, JourneyState
+
+PB = read_playbook(DEFAULT_PLAYBOOK)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+
+_data = {
+    "nps_response": st.fixed_dictionaries({"score": st.integers(0, 10)}),
+    "csat_response": st.fixed_dictionaries({"score": st.integers(1, 5)}),
+    "usage_milestone": st.fixed_dictionaries({"milestone": st.sampled_from(["a", "b"])}),
+    "support_escalation": st.fixed_dictionaries({"ticket_id": st.just("t")}),
+    "renewal": st.just({}),
+    "churn_risk": st.fixed_dictionaries({"level": st.sampled_from(["low", "medium", "high"])}),
+    "review_submitted": st.fixed_dictionaries({"site": st.sampled_from(["g2", "capterra"]), "rating": st.just(5)}),
+    "reference_completed": st.just({}),
+    "case_study_published": st.just({}),
+    "speaking_completed": st.just({}),
+    "advisory_board_response": st.fixed_dictionaries({"accepted": st.booleans()}),
+    "referral_submitted": st.fixed_dictionaries({"referee_email": st.sampled_from(["a@x.co", "b@y.co", "c@z.co"])}),
+    "referral_converted": st.fixed_dictionaries(
+        {
+            "referee_email": st.sampled_from(["a@x.co", "b@y.co", "c@z.co"]),
+            "stage": st.sampled_from(["opportunity", "won", "lost"]),
+            "amount": st.integers(0, 100_000),
+        }
+    ),
+    "unsubscribed": st.just({}),
+}
+step = st.tuples(
+    st.floats(0, 40 * 24),  # hours since the previous event
+    st.sampled_from(sorted(_data)).flatmap(lambda t: st.tuples(st.just(t), _data[t])),
+    st.integers(0, 6),  # event id bucket: small, so duplicates happen
+)
+
+
+def _run_due(state: JourneyState, until: datetime) -> None:
+    """Let time pass to `until`, running every wake-up on the way (effects succeed at once)."""
+    for _ in range(200):
+        wake = engine.next_wake(state, PB, until)
+        now = wake[0] if wake and wake[0] <= until else until
+        for effect in engine.advance(state, PB, now):
+            engine.effect_done(state, PB, effect, now)
+        if not wake or wake[0] > until:
+            return
+
+
+def simulate(steps: list[tuple[float, tuple[str, dict[str, Any]], int]]) -> JourneyState:
+    state = JourneyState(customer_id="c-1", started_at=iso(START))
+    now = START
+    profile = parse_event(
+        {"event_id": "p", "customer_id": "c-1", "type": "customer_profile", "occurred_at": iso(now),
+         "data": {"email": "ada@acme.co", "name": "Ada", "company": "Acme", "segment": "enterprise"}}
+    )  # fmt: skip
+    engine.apply_event(state, PB, profile, now)
+    for hours, (kind, data), bucket in steps:
+        now += timedelta(hours=hours)
+        _run_due(state, now)
+        event = parse_event(
+            {"event_id": f"{kind}-{bucket}", "customer_id": "c-1", "type": kind, "occurred_at": iso(now), "data": data}
+        )
+        for effect in engine.apply_event(state, PB, event, now):
+            engine.effect_done(state, PB, effect, now)
+        for effect in engine.advance(state, PB, now):
+            engine.effect_done(state, PB, effect, now)
+    _run_due(state, now + timedelta(days=120))
+    return state
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, max_size=40))
+def test_no_sequence_breaks_the_ask_budget_or_double_rewards(steps: list[Any]) -> None:
+    state = simulate(steps)
+    created = sorted(parse_timestamp(a.created_at) for a in state.asks)
+    for a, b in pairwise(created):
+        assert b - a >= timedelta(seconds=PB.ask_min_gap_seconds)
+    window = timedelta(seconds=PB.ask_window_seconds)
+    for start in created:
+        assert sum(start <= t < start + window for t in created) <= PB.ask_max_per_window
+    ids = Counter(r.reward_id for r in state.rewards)
+    assert all(n == 1 for n in ids.values()), ids
+    advocate = sorted((parse_timestamp(r.created_at or ""), r.amount) for r in state.rewards if r.beneficiary == "advocate" and r.status != "void")
+    for start, _ in advocate:
+        assert sum(x for t, x in advocate if start <= t < start + timedelta(days=365)) <= PB.annual_reward_cap + 1e-6
+    assert state.events_applied == len(set(state.seen_event_ids))
+    if state.opted_out or state.at_risk_since:
+        assert not any(a.status in OPEN_ASK_STATUSES for a in state.asks)
+    assert sum(a.status in OPEN_ASK_STATUSES for a in state.asks) <= 1
+
+
+def test_opted_out_customers_get_no_asks_and_no_emails() -> None:
+    state = simulate([(1, ("unsubscribed", {}), 0), (2, ("nps_response", {"score": 10}), 1), (3, ("renewal", {}), 2)])
+    assert state.opted_out and state.asks == []
