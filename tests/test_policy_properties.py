@@ -48,15 +48,16 @@ step = st.tuples(
 )
 
 
-def _run_due(state: JourneyState, until: datetime) -> None:
-    """Let time pass to `until`, running every wake-up on the way (effects succeed at once)."""
-    for _ in range(200):
-        wake = engine.next_wake(state, PB, until)
-        now = wake[0] if wake and wake[0] <= until else until
-        for effect in engine.advance(state, PB, now):
-            engine.effect_done(state, PB, effect, now)
-        if not wake or wake[0] > until:
+def _run_due(state: JourneyState, current: datetime, until: datetime) -> None:
+    """Let time pass from `current` to `until`, running every wake-up on the way (effects succeed at once)."""
+    for _ in range(500):
+        wake = engine.next_wake(state, PB, current)
+        if wake is None or wake[0] > until:
             return
+        current = max(current, wake[0])
+        for effect in engine.advance(state, PB, current):
+            engine.effect_done(state, PB, effect, current)
+    raise AssertionError("the journey keeps waking without progress")
 
 
 def simulate(steps: list[tuple[float, tuple[str, dict[str, Any]], int]]) -> JourneyState:
@@ -68,8 +69,8 @@ def simulate(steps: list[tuple[float, tuple[str, dict[str, Any]], int]]) -> Jour
     )  # fmt: skip
     engine.apply_event(state, PB, profile, now)
     for hours, (kind, data), bucket in steps:
+        _run_due(state, now, now + timedelta(hours=hours))
         now += timedelta(hours=hours)
-        _run_due(state, now)
         event = parse_event(
             {"event_id": f"{kind}-{bucket}", "customer_id": "c-1", "type": kind, "occurred_at": iso(now), "data": data}
         )
@@ -77,7 +78,7 @@ def simulate(steps: list[tuple[float, tuple[str, dict[str, Any]], int]]) -> Jour
             engine.effect_done(state, PB, effect, now)
         for effect in engine.advance(state, PB, now):
             engine.effect_done(state, PB, effect, now)
-    _run_due(state, now + timedelta(days=120))
+    _run_due(state, now, now + timedelta(days=120))
     return state
 
 
@@ -100,6 +101,15 @@ def test_no_sequence_breaks_the_ask_budget_or_double_rewards(steps: list[Any]) -
     if state.opted_out or state.at_risk_since:
         assert not any(a.status in OPEN_ASK_STATUSES for a in state.asks)
     assert sum(a.status in OPEN_ASK_STATUSES for a in state.asks) <= 1
+
+
+def test_the_simulation_does_ask_and_reward() -> None:
+    """Guards the property above against passing vacuously."""
+    steps = [(24.0, ("nps_response", {"score": 10}), i) for i in range(60)]
+    steps.insert(10, (1.0, ("review_submitted", {"site": "g2", "rating": 5}), 0))
+    state = simulate(steps)
+    assert [a.program for a in state.asks] == ["review", "referral"]
+    assert [r.status for r in state.rewards] == ["issued"]
 
 
 def test_opted_out_customers_get_no_asks_and_no_emails() -> None:
