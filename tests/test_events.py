@@ -46,7 +46,11 @@ def ev(type: str = "nps_response", **overrides: Any) -> dict[str, Any]:
             "time zone",
         ),
         (ev("referral_converted", data={"stage": "won"}), "data.referral_id", "referee_email"),
-        (ev("referral_converted", data={"referral_id": "r", "stage": "won", "currency": "usd"}), "data.currency", "ISO"),
+        (
+            ev("referral_converted", data={"referral_id": "r", "stage": "won", "currency": "usd"}),
+            "data.currency",
+            "ISO",
+        ),
         (ev("advisory_board_response", data={"accepted": "yes"}), "data.accepted", "boolean"),
         (ev("support_resolved", data={"ticket_id": "t", "satisfied": 1}), "data.satisfied", "boolean"),
         ("not an object", "event", "JSON object"),

@@ -94,7 +94,11 @@ def test_no_sequence_breaks_the_ask_budget_or_double_rewards(steps: list[Any]) -
         assert sum(start <= t < start + window for t in created) <= PB.ask_max_per_window
     ids = Counter(r.reward_id for r in state.rewards)
     assert all(n == 1 for n in ids.values()), ids
-    advocate = sorted((parse_timestamp(r.created_at or ""), r.amount) for r in state.rewards if r.beneficiary == "advocate" and r.status != "void")
+    advocate = sorted(
+        (parse_timestamp(r.created_at or ""), r.amount)
+        for r in state.rewards
+        if r.beneficiary == "advocate" and r.status != "void"
+    )
     for start, _ in advocate:
         assert sum(x for t, x in advocate if start <= t < start + timedelta(days=365)) <= PB.annual_reward_cap + 1e-6
     assert state.events_applied == len(set(state.seen_event_ids))

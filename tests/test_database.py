@@ -1,0 +1,207 @@
+"""Activities against real databases (SQLite always, PostgreSQL when TEST_DATABASE_URL is set).
+
+Each side-effecting activity run twice leaves one effect; a crash between the
+effect and the activity's completion does not duplicate it on retry.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+import activities.email as email_module
+from activities.email import EmailActivities, LocalProvider, TemplateRenderer
+from activities.records import RecordActivities
+from config import ROOT, TEMPLATES_DIR
+from storage.db import make_engine
+from storage.models import Message, ReferralRow, RewardRow
+from workflows.model import (
+    RecordReferralInput,
+    RecordRewardInput,
+    Referral,
+    Reward,
+    SendEmailInput,
+    SettleRewardInput,
+)
+
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+DATABASES = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL unset")),
+]
+
+
+def _alembic(url: str) -> Config:
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.attributes["url"] = url
+    cfg.attributes["skip_logging"] = True
+    return cfg
+
+
+def _url(kind: str, tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'db.sqlite'}" if kind == "sqlite" else str(PG_URL)
+
+
+@pytest.mark.parametrize("kind", DATABASES)
+def test_migrations_upgrade_check_downgrade(kind: str, tmp_path: Path) -> None:
+    cfg = _alembic(_url(kind, tmp_path))
+    command.upgrade(cfg, "head")
+    command.check(cfg)  # the models and the migrations agree
+    command.downgrade(cfg, "base")
+    command.upgrade(cfg, "head")
+
+
+@pytest.fixture(params=DATABASES)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    url = _url(request.param, tmp_path)
+    command.upgrade(_alembic(url), "head")
+    engine = make_engine(url)
+    if request.param == "sqlite":
+        yield sessionmaker(engine, expire_on_commit=False)
+        engine.dispose()
+        return
+    # PostgreSQL: isolate by rolling back an outer transaction the activities' commits join.
+    connection = engine.connect()
+    outer = connection.begin()
+    yield sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    outer.rollback()
+    connection.close()
+    engine.dispose()
+
+
+def _email(db: sessionmaker[Session], outbox: Path) -> EmailActivities:
+    return EmailActivities(
+        TemplateRenderer(TEMPLATES_DIR), LocalProvider(outbox), db, "http://localhost:8000", "1 Main St"
+    )
+
+
+def _input(customer: str, template: str = "ask_review") -> SendEmailInput:
+    return SendEmailInput(
+        idempotency_key=f"{customer}:review-1:invite",
+        customer_id=customer,
+        template=template,
+        to_email="ada@acme.co",
+        ask_id="review-1",
+        program="review",
+        context={"customer": {"name": "Ada <b>L</b>", "first_name": "<script>x</script>", "company": "Acme", "customer_id": customer, "email": "ada@acme.co"},
+                 "referral_code": "ABCD2345", "link": "https://g2.example/review"},
+    )  # fmt: skip
+
+
+def _deliveries(outbox: Path) -> list[str]:
+    log = outbox / "deliveries.jsonl"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_send_email_twice_sends_once(db: sessionmaker[Session], tmp_path: Path) -> None:
+    customer = f"c-{uuid.uuid4().hex[:8]}"
+    activities = _email(db, tmp_path / "outbox")
+    first = ActivityEnvironment().run(activities.send_email, _input(customer))
+    second = ActivityEnvironment().run(activities.send_email, _input(customer))
+    assert not first.already_sent and second.already_sent
+    assert second.provider_message_id == first.provider_message_id
+    assert len(_deliveries(tmp_path / "outbox")) == 1
+    with db() as s:
+        rows = s.scalars(select(Message).where(Message.customer_id == customer)).all()
+    assert len(rows) == 1 and rows[0].status == "sent"
+    html = rows[0].html
+    assert "&lt;script&gt;x&lt;/script&gt;" in html and "<script>x" not in html  # customer text is escaped
+    assert "utm_source=advocacy" in html and "utm_content=review-1" in html
+    eml = next((tmp_path / "outbox").glob("*.eml")).read_text()
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in eml
+
+
+def test_crash_after_marking_sent_does_not_resend(
+    db: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer = f"c-{uuid.uuid4().hex[:8]}"
+    activities = _email(db, tmp_path / "outbox")
+
+    def crash(point: str) -> None:
+        if point == "crash-after-send":
+            raise SystemExit("worker killed")  # the process dies before the activity completes
+
+    monkeypatch.setattr(email_module, "_fault", crash)
+    with pytest.raises(SystemExit):
+        ActivityEnvironment().run(activities.send_email, _input(customer))
+    monkeypatch.setattr(email_module, "_fault", lambda point: None)
+    retry = ActivityEnvironment().run(activities.send_email, _input(customer))  # Temporal's retry
+    assert retry.already_sent
+    assert len(_deliveries(tmp_path / "outbox")) == 1
+
+
+def test_crash_before_marking_redelivers_under_the_same_key(
+    db: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The documented window: the provider accepted, the row was not marked. Local delivery is keyed: one file."""
+    customer = f"c-{uuid.uuid4().hex[:8]}"
+    outbox = tmp_path / "outbox"
+    activities = _email(db, outbox)
+    monkeypatch.setattr(
+        email_module,
+        "_fault",
+        lambda point: (_ for _ in ()).throw(SystemExit()) if point == "crash-before-mark" else None,
+    )
+    with pytest.raises(SystemExit):
+        ActivityEnvironment().run(activities.send_email, _input(customer))
+    monkeypatch.setattr(email_module, "_fault", lambda point: None)
+    ActivityEnvironment().run(activities.send_email, _input(customer))
+    assert len(list(outbox.glob("*.eml"))) == 1
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(Message).where(Message.customer_id == customer)) == 1
+
+
+def test_broken_template_fails_without_retry(db: sessionmaker[Session], tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    for part in ("subject", "txt"):
+        (tmp_path / "t" / f"bad.{part}.j2").write_text("ok")
+    (tmp_path / "t" / "bad.html.j2").write_text("{{ customer.missing_field }}")
+    activities = EmailActivities(TemplateRenderer(tmp_path / "t"), LocalProvider(tmp_path / "o"), db, "http://x")
+    with pytest.raises(ApplicationError) as err:
+        ActivityEnvironment().run(activities.send_email, _input(f"c-{uuid.uuid4().hex[:8]}", "bad"))
+    assert err.value.non_retryable and "missing_field" in str(err.value)
+
+
+def test_ledger_is_exactly_once_and_one_way(db: sessionmaker[Session]) -> None:
+    customer = f"c-{uuid.uuid4().hex[:8]}"
+    records = RecordActivities(db)
+    reward = Reward("referral-r1", "referral", 600.0, "USD", "pending", kind="cash", referral_id="r1",
+                    created_at="2026-11-25T10:00:00Z", hold_until="2026-12-25T10:00:00Z")  # fmt: skip
+    env = ActivityEnvironment()
+    env.run(records.record_reward, RecordRewardInput(customer, reward))
+    env.run(records.record_reward, RecordRewardInput(customer, reward))
+    env.run(records.settle_reward, SettleRewardInput(customer, "referral-r1", "issued"))
+    with db() as s:
+        row = s.scalars(select(RewardRow).where(RewardRow.customer_id == customer)).one()
+        issued_at = row.issued_at
+    env.run(records.settle_reward, SettleRewardInput(customer, "referral-r1", "issued"))
+    with db() as s:
+        row = s.scalars(select(RewardRow).where(RewardRow.customer_id == customer)).one()
+    assert row.status == "issued" and row.issued_at == issued_at and row.approved_at is not None
+    assert float(row.amount) == 600.0
+    with pytest.raises(ApplicationError) as err:
+        env.run(records.settle_reward, SettleRewardInput(customer, "referral-r1", "void", "refund"))
+    assert err.value.non_retryable
+
+
+def test_referral_upsert_on_natural_key(db: sessionmaker[Session]) -> None:
+    customer = f"c-{uuid.uuid4().hex[:8]}"
+    records = RecordActivities(db)
+    referral = Referral("ref-1", "pat@p.co", "submitted", "2026-11-25T10:00:00Z")
+    env = ActivityEnvironment()
+    env.run(records.record_referral, RecordReferralInput(customer, referral, "CODE1234"))
+    referral.status, referral.amount = "won", 12000.0
+    env.run(records.record_referral, RecordReferralInput(customer, referral, "CODE1234"))
+    with db() as s:
+        rows = s.scalars(select(ReferralRow).where(ReferralRow.customer_id == customer)).all()
+    assert [(r.status, float(r.amount or 0)) for r in rows] == [("won", 12000.0)]
