@@ -21,7 +21,7 @@ def raw() -> dict[str, Any]:
 def test_shipped_playbooks_load() -> None:
     default, demo = read_playbook(DEFAULT_PLAYBOOK), read_playbook(DEMO_PLAYBOOK)
     assert default.ask_min_gap_seconds == 21 * 86400 and demo.ask_min_gap_seconds == 21
-    assert [p.name for p in default.programs][0] == "review"
+    assert default.programs[0].name == "review"
     assert default.version.startswith("2026.11-default+")
 
 

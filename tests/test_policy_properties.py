@@ -109,7 +109,9 @@ def test_no_sequence_breaks_the_ask_budget_or_double_rewards(steps: list[Any]) -
 
 def test_the_simulation_does_ask_and_reward() -> None:
     """Guards the property above against passing vacuously."""
-    steps = [(24.0, ("nps_response", {"score": 10}), i) for i in range(60)]
+    steps: list[tuple[float, tuple[str, dict[str, Any]], int]] = [
+        (24.0, ("nps_response", {"score": 10}), i) for i in range(60)
+    ]
     steps.insert(10, (1.0, ("review_submitted", {"site": "g2", "rating": 5}), 0))
     state = simulate(steps)
     assert [a.program for a in state.asks] == ["review", "referral"]
