@@ -577,16 +577,26 @@ def budget_next(state: JourneyState, pb: Playbook, now: datetime) -> datetime:
     return earliest
 
 
+def _effort_ceiling(state: JourneyState, pb: Playbook, now: datetime) -> int | None:
+    """After a decline the next ask must be of lower effort, until an activity is completed
+    or the decline is older than `redecline_after`."""
+    last = state.asks[-1] if state.asks else None
+    spec = _program_or_none(pb, last.program) if last else None
+    if last is None or spec is None or last.status != "declined" or last.closed_at is None:
+        return None
+    declined = parse_timestamp(last.closed_at)
+    if now >= declined + _secs(pb.redecline_after_seconds):
+        return None
+    if any(parse_timestamp(done) > declined for done in state.last_completed_at.values()):
+        return None
+    return spec.effort
+
+
 def pick_program(state: JourneyState, pb: Playbook, now: datetime) -> ProgramSpec | None:
     total = completed_total(state)
     champion = is_champion(state, pb)
     tier_rank = pb.tier_rank(state.tier)
-    last = state.asks[-1] if state.asks else None
-    effort_ceiling = (
-        pb.program(last.program).effort
-        if last and last.status == "declined" and _program_or_none(pb, last.program)
-        else None
-    )
+    effort_ceiling = _effort_ceiling(state, pb, now)
     candidates = []
     for spec in pb.programs:
         if tier_rank < pb.tier_rank(spec.min_tier) or total < spec.min_completed:
