@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus
 
@@ -26,10 +27,13 @@ async def test_two_years_across_continue_as_new(harness: Harness) -> None:
     sent_ids: list[str] = []
     for week in range(104):
         for n in range(3):
-            kind, data = rng.choice(
-                [("usage_milestone", {"milestone": f"m{week}"}), ("csat_response", {"score": 5}),
-                 ("support_resolved", {"ticket_id": f"t{week}{n}", "satisfied": True}), ("nps_response", {"score": 10})]
-            )  # fmt: skip
+            choices: list[tuple[str, dict[str, Any]]] = [
+                ("usage_milestone", {"milestone": f"m{week}"}),
+                ("csat_response", {"score": 5}),
+                ("support_resolved", {"ticket_id": f"t{week}{n}", "satisfied": True}),
+                ("nps_response", {"score": 10}),
+            ]
+            kind, data = rng.choice(choices)
             event_id = f"w{week}-{n}"
             sent_ids.append(event_id)
             await h.send(c, kind, data, event_id=event_id)
