@@ -138,16 +138,18 @@ async def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
 
     client = await _connect(settings)
     h = handle(client, args.customer_id)
+    reason = getattr(args, "reason", None) or ""
     calls: dict[str, Any] = {
-        "pause": (AdvocacyJourney.pause, PauseInput(args.reason or "")),
-        "resume": (AdvocacyJourney.resume, PauseInput(args.reason or "")),
-        "opt-out": (AdvocacyJourney.opt_out, OptOutInput(args.reason or "")),
-        "churn": (AdvocacyJourney.churn, ChurnInput(args.reason or "")),
+        "pause": lambda: (AdvocacyJourney.pause, PauseInput(reason)),
+        "resume": lambda: (AdvocacyJourney.resume, PauseInput(reason)),
+        "opt-out": lambda: (AdvocacyJourney.opt_out, OptOutInput(reason)),
+        "churn": lambda: (AdvocacyJourney.churn, ChurnInput(reason)),
+        "submit-referral": lambda: (
+            AdvocacyJourney.submit_referral,
+            SubmitReferralInput(args.email, args.name, args.company),
+        ),
     }
-    if args.command == "submit-referral":
-        call = (AdvocacyJourney.submit_referral, SubmitReferralInput(args.email, args.name, args.company))
-    else:
-        call = calls[args.command]
+    call = calls[args.command]()
     try:
         result = await h.execute_update(call[0], call[1])
     except WorkflowUpdateFailedError as err:

