@@ -1,0 +1,55 @@
+"""Record workflow histories from real runs into tests/histories/ (replayed by test_replay.py).
+
+    .venv/bin/python -m tests.record_histories
+
+Re-record only when a change is meant to alter commands, and put that change
+behind workflow.patched first so the old histories still replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from entrypoint import exit_now
+from storage.db import make_engine, make_sessionmaker
+from storage.models import Base
+from tests import test_journey_scenarios as scenarios
+from tests import test_long_journey as long_journey
+from tests.conftest import TEST_SERVER, Harness, register_search_attributes, running_worker
+from workflows.model import workflow_id_for
+
+HISTORIES = Path(__file__).parent / "histories"
+RUNS: list[tuple[str, str, Callable[[Harness], Awaitable[None]]]] = [
+    ("promoter_path", "promoter", scenarios.test_full_promoter_path_to_advisory_board),
+    ("detractor_recovery", "detractor", scenarios.test_detractor_backs_off_and_recovers),
+    ("referral_rewards", "referrer", scenarios.test_referral_reward_pending_then_approved_or_void),
+    ("unsubscribe", "unsub", scenarios.test_unsubscribe_mid_ask_stops_everything_but_tracking),
+    ("continued_as_new", "long", long_journey.test_two_years_across_continue_as_new),
+]
+
+
+async def main() -> int:
+    HISTORIES.mkdir(exist_ok=True)
+    for name, suffix, scenario in RUNS:
+        env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER)
+        await register_search_attributes(env.client)
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = make_engine(f"sqlite:///{tmp}/db.sqlite")
+            Base.metadata.create_all(engine)
+            async with running_worker(env, Path(tmp), make_sessionmaker(engine)) as h:
+                await scenario(h)
+                history = await env.client.get_workflow_handle(workflow_id_for(h.cid(suffix))).fetch_history()
+            engine.dispose()
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
+        print(f"{name}: {len(history.events)} events")
+        await env.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    exit_now(asyncio.run(main()))
