@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.email import EmailActivities, EmailProvider, LocalProvider, TemplateRenderer
 from activities.playbook import PlaybookActivities, read_playbook
@@ -57,6 +58,11 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts, settings: 
         client,
         task_queue=task_queue,
         workflows=[AdvocacyJourney],
+        # Our workflow modules are deterministic and keep no mutable globals: importing them once
+        # instead of once per run is the sandbox's largest per-journey cost.
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
+        ),
         activities=[PlaybookActivities(parts.playbook_path).load_playbook, email.send_email, *records.all()],
         activity_executor=ThreadPoolExecutor(max_workers=16),
         max_concurrent_activities=16,
