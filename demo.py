@@ -29,7 +29,7 @@ from temporalio.client import Client
 from config import DEMO_PLAYBOOK, ROOT, Settings
 from journeys import JourneyEndedError, get_state, send_event
 from simulation import build_cohort, responses
-from storage.db import make_engine, make_sessionmaker
+from storage.db import alembic_config, make_engine, make_sessionmaker
 from storage.event_log import record_events
 from worker import WorkerParts, build_worker
 from workflows.events import iso, parse_event
@@ -43,12 +43,8 @@ UI_PORT = 8233
 
 def migrate(database_url: str) -> None:
     from alembic import command
-    from alembic.config import Config
 
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.attributes["url"] = database_url
-    cfg.attributes["skip_logging"] = True
-    command.upgrade(cfg, "head")
+    command.upgrade(alembic_config(database_url), "head")
 
 
 def _listening(address: str) -> bool:

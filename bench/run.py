@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -56,20 +56,20 @@ def _events(prefix: str) -> list[dict[str, Any]]:
     ]
     for c in range(CUSTOMERS):
         cid = f"{prefix}-{c}"
-        out.append({"event_id": f"{cid}-p", "customer_id": cid, "type": "customer_profile", "occurred_at": iso(_now()),
+        out.append({"event_id": f"{cid}-p", "customer_id": cid, "type": "customer_profile", "occurred_at": iso(datetime.now(timezone.utc)),
                     "data": {"email": f"{cid}@x.example", "name": "B", "company": "X"}})  # fmt: skip
         for n in range(EVENTS_PER_CUSTOMER - 1):
             kind, data = kinds[n % len(kinds)]
             out.append(
-                {"event_id": f"{cid}-{n}", "customer_id": cid, "type": kind, "occurred_at": iso(_now()), "data": data}
+                {
+                    "event_id": f"{cid}-{n}",
+                    "customer_id": cid,
+                    "type": kind,
+                    "occurred_at": iso(datetime.now(timezone.utc)),
+                    "data": data,
+                }
             )
     return out
-
-
-def _now() -> Any:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)
 
 
 async def _pump(events: list[dict[str, Any]], send: Any) -> None:

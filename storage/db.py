@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +24,14 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(url: str) -> Config:
+    """The project's Alembic configuration aimed at `url`, for code that migrates programmatically."""
+    config = Config(str(Path(__file__).resolve().parent.parent / "alembic.ini"))
+    config.attributes["url"] = url
+    config.attributes["skip_logging"] = True
+    return config
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
@@ -22,8 +21,8 @@ from temporalio.testing import ActivityEnvironment
 import activities.email as email_module
 from activities.email import EmailActivities, LocalProvider, TemplateRenderer
 from activities.records import RecordActivities
-from config import ROOT, TEMPLATES_DIR
-from storage.db import make_engine
+from config import TEMPLATES_DIR
+from storage.db import alembic_config, make_engine
 from storage.models import Message, ReferralRow, RewardRow
 from workflows.model import (
     RecordReferralInput,
@@ -41,20 +40,13 @@ DATABASES = [
 ]
 
 
-def _alembic(url: str) -> Config:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.attributes["url"] = url
-    cfg.attributes["skip_logging"] = True
-    return cfg
-
-
 def _url(kind: str, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'db.sqlite'}" if kind == "sqlite" else str(PG_URL)
 
 
 @pytest.mark.parametrize("kind", DATABASES)
 def test_migrations_upgrade_check_downgrade(kind: str, tmp_path: Path) -> None:
-    cfg = _alembic(_url(kind, tmp_path))
+    cfg = alembic_config(_url(kind, tmp_path))
     command.upgrade(cfg, "head")
     command.check(cfg)  # the models and the migrations agree
     command.downgrade(cfg, "base")
@@ -64,7 +56,7 @@ def test_migrations_upgrade_check_downgrade(kind: str, tmp_path: Path) -> None:
 @pytest.fixture(params=DATABASES)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     url = _url(request.param, tmp_path)
-    command.upgrade(_alembic(url), "head")
+    command.upgrade(alembic_config(url), "head")
     engine = make_engine(url)
     if request.param == "sqlite":
         yield sessionmaker(engine, expire_on_commit=False)

@@ -8,7 +8,7 @@ timer until the next thing falls due, and continue-as-new when history grows.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -65,6 +65,8 @@ class AdvocacyJourney:
         self.timer_fired = False
         self.dirty = False
         self.published: dict[str, Any] = {}
+        # The next due moment, computed once per step for both the timer and the current details.
+        self.wake: tuple[datetime, str] | None = None
 
     # ---- run ------------------------------------------------------------------
 
@@ -142,6 +144,7 @@ class AdvocacyJourney:
             if not effects:
                 break
             await self._run_effects(effects)
+        self.wake = engine.next_wake(state, pb, workflow.now())
         self._publish()
 
     async def _run_effects(self, effects: list[engine.Effect]) -> None:
@@ -162,7 +165,6 @@ class AdvocacyJourney:
         cid = self.state.customer_id
         opts: dict[str, Any] = {"start_to_close_timeout": _TIMEOUT, "retry_policy": _RETRY}
         if isinstance(effect, engine.SendEmail):
-            ask = next((a for a in self.state.asks if a.ask_id == effect.ask_id), None)
             await workflow.execute_activity(
                 "send_email",
                 SendEmailInput(
@@ -171,7 +173,7 @@ class AdvocacyJourney:
                     template=effect.template,
                     to_email=effect.to_email,
                     locale=self.state.profile.locale or "en",
-                    ask_id=effect.ask_id if ask else None,
+                    ask_id=effect.ask_id,
                     program=effect.program,
                     context=effect.context,
                 ),
@@ -214,13 +216,11 @@ class AdvocacyJourney:
 
     def _arm_timer(self) -> None:
         """One durable timer for the next due moment, kept while that moment stays the same."""
-        assert self.pb is not None
-        now = workflow.now()
-        wake = engine.next_wake(self.state, self.pb, now)
-        if wake is None:
+        if self.wake is None:
             self._cancel_timer()
             return
-        at, why = wake
+        now = workflow.now()
+        at, why = self.wake
         if self.timer is not None and self.timer_at == iso(at):
             return
         self._cancel_timer()
@@ -269,10 +269,8 @@ class AdvocacyJourney:
         ask = engine.open_ask(s)
         if ask is not None:
             lines.append(f"Open ask: {ask.program} `{ask.ask_id}` ({ask.status}, sent {ask.sent_at})")
-        if self.pb is not None:
-            wake = engine.next_wake(s, self.pb, workflow.now())
-            if wake is not None:
-                lines.append(f"Next: {wake[1]} at {iso(wake[0])}")
+        if self.wake is not None:
+            lines.append(f"Next: {self.wake[1]} at {iso(self.wake[0])}")
         pending = sum(r.status == "pending" for r in s.rewards)
         issued = sum(r.status == "issued" for r in s.rewards)
         lines.append(
