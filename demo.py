@@ -27,6 +27,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from config import DEMO_PLAYBOOK, ROOT, Settings
+from converter import data_converter
 from journeys import JourneyEndedError, get_state, send_event
 from simulation import build_cohort, responses
 from storage.db import alembic_config, make_engine, make_sessionmaker
@@ -167,7 +168,9 @@ async def run_demo(customers: int = 60, exit_after: bool = False) -> int:
     migrate(settings.database_url)
     server = start_dev_server(settings.temporal_address)
     try:
-        client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+        client = await Client.connect(
+            settings.temporal_address, namespace=settings.temporal_namespace, data_converter=data_converter()
+        )
         parts = WorkerParts(
             sessions=make_sessionmaker(make_engine(settings.database_url)),
             playbook_path=settings.playbook_path,

@@ -6,11 +6,11 @@ from dataclasses import asdict
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import SearchAttributeKey, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows.events import event_to_dict, parse_event
-from workflows.journey import SA_CUSTOMER, SA_STAGE, AdvocacyJourney
+from workflows.journey import SA_STAGE, AdvocacyJourney
 from workflows.model import JourneyInput, JourneyState, workflow_id_for
 
 
@@ -44,11 +44,9 @@ async def _signal_with_start(client: Client, event: Any, workflow_id: str, task_
         task_queue=task_queue,
         start_signal="customer_event",
         start_signal_args=[event_to_dict(event)],
-        search_attributes=TypedSearchAttributes(
-            [SearchAttributePair(SA_CUSTOMER, event.customer_id), SearchAttributePair(SA_STAGE, "listening")]
-        ),
+        # Search attributes and current details are set by the workflow's first task; only the static
+        # summary has to come from here. Each field sent is encoded on every event, not just the first.
         static_summary=summary,
-        static_details=f"Customer `{event.customer_id}`. Query `state` for the journey; stage and score are search attributes.",
         # A churned journey completed on purpose: it is not restarted by a late event.
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
     )

@@ -26,6 +26,7 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
+from converter import data_converter
 from entrypoint import exit_now
 from workflows.events import EventError, parse_event
 from workflows.model import ChurnInput, OptOutInput, PauseInput, SubmitReferralInput, workflow_id_for
@@ -70,7 +71,9 @@ def load_events(source: str) -> list[dict[str, Any]]:
 
 
 async def _connect(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    return await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=data_converter()
+    )
 
 
 def _record(settings: Settings, raws: list[dict[str, Any]]) -> None:
@@ -177,7 +180,7 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     from workflows.journey import AdvocacyJourney
 
-    replayer = Replayer(workflows=[AdvocacyJourney])
+    replayer = Replayer(workflows=[AdvocacyJourney], data_converter=data_converter())
     failures = 0
     for path in args.files:
         history = WorkflowHistory.from_json(Path(path).stem, Path(path).read_text(encoding="utf-8"))

@@ -24,6 +24,7 @@ from activities.email import EmailActivities, EmailProvider, LocalProvider, Temp
 from activities.playbook import PlaybookActivities, read_playbook
 from activities.records import RecordActivities
 from config import TEMPLATES_DIR, Settings
+from converter import data_converter
 from entrypoint import exit_now
 from storage.db import make_engine, make_sessionmaker
 from workflows.journey import AdvocacyJourney
@@ -71,7 +72,9 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts, settings: 
 
 
 async def connect(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    return await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=data_converter()
+    )
 
 
 async def main() -> int:

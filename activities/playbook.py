@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import yaml
@@ -15,12 +16,24 @@ from workflows.playbook import Playbook, PlaybookError
 def read_playbook(path: Path) -> Playbook:
     """Load and validate a playbook file; PlaybookError names the setting at fault."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise PlaybookError(f"{path}: cannot read playbook: {err.strerror}") from None
+    try:
+        return _parse(text)
     except yaml.YAMLError as err:
         raise PlaybookError(f"{path}: not valid YAML: {err}") from None
-    return Playbook.from_dict(raw)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse(text: str) -> Playbook:
+    # Keyed by the file's content: every journey start reads the file (so edits apply at once),
+    # but YAML parsing and validation happen once per version, not once per journey.
+    return Playbook.from_dict(yaml.load(text, Loader=_LOADER))
+
+
+# libyaml's loader when the wheel has it: same safe subset, several times faster.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class PlaybookActivities:

@@ -20,6 +20,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from config import DEFAULT_PLAYBOOK, Settings
+from converter import data_converter
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Base
 from worker import WorkerParts, build_worker
@@ -63,7 +64,9 @@ async def register_search_attributes(client: Client) -> None:
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     # One server per test: a journey left behind with no worker holds an outstanding
     # workflow task, and the time-skipping server does not skip time past it.
-    environment = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER)
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=TEST_SERVER, data_converter=data_converter()
+    )
     await register_search_attributes(environment.client)
     yield environment
     await environment.shutdown()

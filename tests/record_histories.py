@@ -15,6 +15,7 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from converter import data_converter
 from entrypoint import exit_now
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Base
@@ -36,7 +37,9 @@ RUNS: list[tuple[str, str, Callable[[Harness], Awaitable[None]]]] = [
 async def main() -> int:
     HISTORIES.mkdir(exist_ok=True)
     for name, suffix, scenario in RUNS:
-        env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=TEST_SERVER)
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=TEST_SERVER, data_converter=data_converter()
+        )
         await register_search_attributes(env.client)
         with tempfile.TemporaryDirectory() as tmp:
             engine = make_engine(f"sqlite:///{tmp}/db.sqlite")

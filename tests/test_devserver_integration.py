@@ -24,6 +24,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from config import DEMO_PLAYBOOK, ROOT
+from converter import data_converter
 from journeys import get_state
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Message
@@ -40,6 +41,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=DEV_SERVER,
         search_attributes=[SA_STAGE, SA_TIER, SA_SCORE, SA_NPS, SA_CUSTOMER],
         dev_server_log_level="error",
+        data_converter=data_converter(),
     )
     yield env
     await env.shutdown()

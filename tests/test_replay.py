@@ -8,16 +8,17 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from converter import data_converter
 from workflows.journey import AdvocacyJourney
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).parent / "histories").rglob("*.json"))
 
 
 def test_histories_are_recorded() -> None:
     assert len(HISTORIES) >= 4
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+@pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    await Replayer(workflows=[AdvocacyJourney]).replay_workflow(history)
+    await Replayer(workflows=[AdvocacyJourney], data_converter=data_converter()).replay_workflow(history)
