@@ -25,6 +25,8 @@ class Settings:
     referral_landing_url: str
     public_base_url: str
     postal_address: str
+    company_name: str = "Example Inc."
+    templates_dir: Path = TEMPLATES_DIR
 
     @staticmethod
     def from_env() -> Settings:
@@ -40,4 +42,6 @@ class Settings:
             referral_landing_url=env.get("REFERRAL_LANDING_URL", "https://example.com/welcome"),
             public_base_url=env.get("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/"),
             postal_address=env.get("COMPANY_POSTAL_ADDRESS", "Example Inc., 1 Market St, San Francisco, CA"),
+            company_name=env.get("COMPANY_NAME", "Example Inc."),
+            templates_dir=Path(env.get("TEMPLATES_DIR", str(TEMPLATES_DIR))),
         )

@@ -20,10 +20,12 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.email import EmailActivities, EmailProvider, LocalProvider, TemplateRenderer
+from activities.email import Company, EmailActivities, EmailProvider, LocalProvider
 from activities.playbook import PlaybookActivities, read_playbook
 from activities.records import RecordActivities
-from config import TEMPLATES_DIR, Settings
+from activities.sendgrid_provider import SendGridProvider, SendGridSettings
+from activities.templates import TemplateRenderer
+from config import Settings
 from converter import data_converter
 from entrypoint import exit_now
 from storage.db import make_engine, make_sessionmaker
@@ -41,18 +43,19 @@ class WorkerParts:
 def make_provider(settings: Settings) -> EmailProvider:
     if settings.email_provider == "local":
         return LocalProvider(settings.outbox_dir)
-    raise SystemExit(f"EMAIL_PROVIDER={settings.email_provider!r} is not supported (use 'local')")
+    if settings.email_provider == "sendgrid":
+        return SendGridProvider(SendGridSettings.from_env())
+    raise SystemExit(f"EMAIL_PROVIDER={settings.email_provider!r} is not supported (use 'local' or 'sendgrid')")
 
 
 def build_worker(client: Client, task_queue: str, parts: WorkerParts, settings: Settings | None = None) -> Worker:
     settings = settings or Settings.from_env()
     read_playbook(parts.playbook_path)  # fail at start, not at the first journey, on a bad playbook
     email = EmailActivities(
-        TemplateRenderer(TEMPLATES_DIR),
+        TemplateRenderer(settings.templates_dir),
         parts.provider or LocalProvider(parts.outbox_dir),
         parts.sessions,
-        settings.public_base_url,
-        settings.postal_address,
+        Company(settings.company_name, settings.postal_address, settings.public_base_url),
     )
     records = RecordActivities(parts.sessions)
     return Worker(

@@ -1,9 +1,17 @@
 """Email: render a template, write the outbox row under its unique key, send, mark sent.
 
-A retried activity finds the row: if it is marked sent nothing is sent again.
-The remaining window (the provider accepted, the process died before the row
-was marked) is closed for the local provider by delivering under the same key
-(the same file); remote providers narrow it by marking right after the call.
+Exactly once, with the outbox as the guard (no provider here has an
+idempotency key): the row is written under the step's unique key before
+anything is sent; it is marked `sending` (attempt counted) just before the
+provider call and `sent`, with the provider's message id, in a one-row commit
+right after it. A retry that finds the row sent returns it without sending.
+
+The one window left is between the provider accepting and that commit (a
+process killed in between, or a response lost to a timeout). For the local
+provider it is closed: a repeated delivery writes the same file. For SendGrid
+it is narrowed to the commit itself, and a retry that finds the row still
+`sending` reports the ambiguity in the row (`attempts` > 1) and, when the
+event webhook reports two deliveries for one key, reconciliation can tell.
 """
 
 from __future__ import annotations
@@ -13,14 +21,13 @@ import json
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+import yaml
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,50 +35,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.links import links_for
+from activities.templates import RenderedEmail, TemplateFailure, TemplateRenderer
 from storage.models import AskRow, Message
 from workflows.model import SendEmailInput, SendEmailResult
-
-
-@dataclass
-class RenderedEmail:
-    subject: str
-    html: str
-    text: str
-    locale: str
-
-
-class TemplateRenderer:
-    """Sandboxed Jinja2, HTML autoescape, StrictUndefined; template edits apply at the next send."""
-
-    def __init__(self, directory: Path) -> None:
-        self.env = SandboxedEnvironment(
-            loader=jinja2.FileSystemLoader(str(directory)),
-            autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
-            undefined=jinja2.StrictUndefined,
-            auto_reload=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-
-    def _pick(self, name: str, part: str, locale: str) -> tuple[str, str]:
-        for loc in dict.fromkeys((locale, locale.split("-")[0], "en")):
-            candidate = f"{name}.{loc}.{part}.j2" if loc != "en" else f"{name}.{part}.j2"
-            try:
-                self.env.get_template(candidate)
-                return candidate, loc
-            except jinja2.TemplateNotFound:
-                continue
-        raise jinja2.TemplateNotFound(f"{name}.{part}.j2")
-
-    def render(self, name: str, locale: str, context: dict[str, Any]) -> RenderedEmail:
-        html_name, used = self._pick(name, "html", locale)
-        parts = {}
-        for part in ("subject", "txt"):
-            parts[part] = self.env.get_template(self._pick(name, part, used)[0]).render(context)
-        html = self.env.get_template(html_name).render(context)
-        return RenderedEmail(
-            subject=" ".join(parts["subject"].split()), html=html, text=parts["txt"].strip() + "\n", locale=used
-        )
 
 
 @dataclass
@@ -82,6 +48,13 @@ class OutgoingEmail:
     html: str
     text: str
     headers: dict[str, str]
+    customer_id: str = ""
+    ask_id: str | None = None
+    program: str | None = None
+    template: str = ""
+    # A SendGrid dynamic template renders on SendGrid's side from these variables.
+    provider_template_id: str | None = None
+    template_data: dict[str, Any] = field(default_factory=dict)
 
 
 class EmailProvider(Protocol):
@@ -124,6 +97,42 @@ class LocalProvider:
         return f"local-{digest}"
 
 
+@dataclass(frozen=True)
+class Company:
+    """Who sends: what templates see as `company`, and where links point."""
+
+    name: str = "Example Inc."
+    postal_address: str = "Example Inc., 1 Market St, San Francisco, CA"
+    public_base_url: str = "http://localhost:8000"
+
+    def variables(self) -> dict[str, str]:
+        return {"name": self.name, "postal_address": self.postal_address, "website": self.public_base_url}
+
+
+def template_variables(input: SendEmailInput, company: Company) -> dict[str, Any]:
+    """The documented variables (templates/README.md) from what the journey sent, and nothing else."""
+    ctx = input.context
+    customer = dict(ctx.get("customer") or {})
+    customer.setdefault("customer_id", input.customer_id)
+    customer["locale"] = input.locale
+    program = input.program or ctx.get("program")
+    referral_code = ctx.get("referral_code")
+    return {
+        "customer": customer,
+        "advocate": {
+            "referral_code": referral_code,
+            "score": ctx.get("score"),
+            "completed": dict(ctx.get("completed") or {}),
+        },
+        "ask": {"id": input.ask_id, "program": program} if program else None,
+        "links": links_for(
+            company.public_base_url, input.customer_id, program, input.ask_id, referral_code, ctx.get("link")
+        ),
+        "reward": ctx.get("reward"),
+        "company": company.variables(),
+    }
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -146,29 +155,12 @@ class EmailActivities:
         renderer: TemplateRenderer,
         provider: EmailProvider,
         sessions: sessionmaker[Session],
-        public_base_url: str,
-        postal_address: str = "",
+        company: Company | None = None,
     ) -> None:
         self.renderer = renderer
         self.provider = provider
         self.sessions = sessions
-        self.public_base_url = public_base_url
-        self.postal_address = postal_address
-
-    def _context(self, input: SendEmailInput) -> dict[str, Any]:
-        ctx = dict(input.context)
-        ctx["links"] = links_for(
-            self.public_base_url,
-            input.customer_id,
-            input.program,
-            input.ask_id,
-            ctx.get("referral_code"),
-            ctx.pop("link", None),
-        )
-        ctx.setdefault("program", input.program)
-        ctx.setdefault("ask_id", input.ask_id)
-        ctx["company_postal_address"] = self.postal_address
-        return ctx
+        self.company = company or Company()
 
     @activity.defn(name="send_email")
     def send_email(self, input: SendEmailInput) -> SendEmailResult:
@@ -177,14 +169,36 @@ class EmailActivities:
             if row is not None and row.status == "sent":
                 assert row.sent_at is not None and row.provider_message_id is not None
                 return SendEmailResult(str(row.id), row.provider_message_id, _iso(row.sent_at), already_sent=True)
+        variables = template_variables(input, self.company)
         if row is None:
-            row = self._write_outbox(input)
+            row = self._write_outbox(input, variables)
         headers = {}
         if input.ask_id:
-            unsubscribe = self._context(input)["links"]["unsubscribe"]
-            headers = {"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+            # RFC 8058 one-click unsubscribe on every ask and reminder, besides the footer link.
+            headers = {
+                "List-Unsubscribe": f"<{variables['links']['unsubscribe']}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            }
+        with self.sessions.begin() as session:
+            sending = session.get(Message, row.id)
+            assert sending is not None
+            sending.status, sending.attempts = "sending", sending.attempts + 1
+        _fault("crash-before-send")
         provider_id = self.provider.send(
-            OutgoingEmail(input.idempotency_key, row.to_email, row.subject, row.html, row.text, headers)
+            OutgoingEmail(
+                idempotency_key=input.idempotency_key,
+                to_email=row.to_email,
+                subject=row.subject,
+                html=row.html,
+                text=row.text,
+                headers=headers,
+                customer_id=input.customer_id,
+                ask_id=input.ask_id,
+                program=input.program,
+                template=input.template,
+                provider_template_id=row.provider_template_id,
+                template_data=variables if row.provider_template_id else {},
+            )
         )
         _fault("crash-before-mark")
         sent_at = _now()
@@ -197,15 +211,27 @@ class EmailActivities:
         _fault("crash-after-send")
         return SendEmailResult(str(row.id), provider_id, _iso(sent_at))
 
-    def _write_outbox(self, input: SendEmailInput) -> Message:
-        try:
-            rendered = self.renderer.render(input.template, input.locale, self._context(input))
-        except (jinja2.TemplateError, jinja2.exceptions.SecurityError) as err:
-            # A broken template will not fix itself on retry: fail this step, visibly.
-            where = f" line {err.lineno}" if isinstance(err, jinja2.TemplateSyntaxError) else ""
-            raise ApplicationError(
-                f"template {input.template!r}{where}: {err}", type="TemplateError", non_retryable=True
-            ) from None
+    def _write_outbox(self, input: SendEmailInput, variables: dict[str, Any]) -> Message:
+        dynamic = self._dynamic_template(input.template, input.locale)
+        if dynamic:
+            rendered = RenderedEmail(
+                name=input.template,
+                locale=input.locale,
+                subject=f"(SendGrid dynamic template {dynamic})",
+                html="",
+                text=json.dumps(variables, sort_keys=True, default=str),
+                sources_hash=hashlib.sha256(dynamic.encode()).hexdigest(),
+            )
+        else:
+            try:
+                rendered = self.renderer.render(input.template, input.locale, variables)
+            except TemplateFailure as err:
+                # A broken template will not fix itself on retry: fail this step, visibly; the journey goes on.
+                raise ApplicationError(
+                    f"template {input.template!r}: {err}", type="TemplateError", non_retryable=True
+                ) from None
+        for warning in rendered.warnings:
+            activity.logger.warning("template %s: %s", input.template, warning)
         row = Message(
             idempotency_key=input.idempotency_key,
             customer_id=input.customer_id,
@@ -213,11 +239,15 @@ class EmailActivities:
             program=input.program,
             template=input.template,
             locale=rendered.locale,
+            template_hash=rendered.sources_hash,
+            template_sources=",".join(rendered.sources) or None,
+            provider_template_id=dynamic,
             to_email=input.to_email,
             subject=rendered.subject,
             html=rendered.html,
             text=rendered.text,
             status="rendered",
+            attempts=0,
             provider=self.provider.name,
             created_at=_now(),
         )
@@ -231,6 +261,17 @@ class EmailActivities:
                 assert existing is not None
                 return existing
         return row
+
+    def _dynamic_template(self, name: str, locale: str) -> str | None:
+        """A SendGrid dynamic template id from templates/sendgrid.yaml (NAME or NAME.locale), SendGrid only."""
+        path = self.renderer.directory / "sendgrid.yaml"
+        if self.provider.name != "sendgrid" or not path.is_file():
+            return None
+        ids = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for key in (f"{name}.{locale}", f"{name}.{locale.split('-')[0]}", name):
+            if isinstance(ids.get(key), str):
+                return str(ids[key])
+        return None
 
     def _mark_ask(self, session: Session, input: SendEmailInput, sent_at: datetime) -> None:
         assert input.ask_id is not None and input.program is not None

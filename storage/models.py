@@ -92,7 +92,13 @@ class Message(Base):
     subject: Mapped[str] = mapped_column(String(500))
     html: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16))  # rendered | sent | failed
+    # What exactly was used: sha256 over every template file (parts, layout, partials) and their names;
+    # for a SendGrid dynamic template, its id instead.
+    template_hash: Mapped[str | None] = mapped_column(String(64))
+    template_sources: Mapped[str | None] = mapped_column(Text)
+    provider_template_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # rendered | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     provider: Mapped[str] = mapped_column(String(32))
     provider_message_id: Mapped[str | None] = mapped_column(String(255))
     error: Mapped[str | None] = mapped_column(Text)

@@ -19,8 +19,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 import activities.email as email_module
-from activities.email import EmailActivities, LocalProvider, TemplateRenderer
+from activities.email import Company, EmailActivities, LocalProvider
 from activities.records import RecordActivities
+from activities.templates import TemplateRenderer
 from config import TEMPLATES_DIR
 from storage.db import alembic_config, make_engine
 from storage.models import Message, ReferralRow, RewardRow
@@ -73,7 +74,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[
 
 def _email(db: sessionmaker[Session], outbox: Path) -> EmailActivities:
     return EmailActivities(
-        TemplateRenderer(TEMPLATES_DIR), LocalProvider(outbox), db, "http://localhost:8000", "1 Main St"
+        TemplateRenderer(TEMPLATES_DIR), LocalProvider(outbox), db, Company(postal_address="1 Main St")
     )
 
 
@@ -158,7 +159,9 @@ def test_broken_template_fails_without_retry(db: sessionmaker[Session], tmp_path
     for part in ("subject", "txt"):
         (tmp_path / "t" / f"bad.{part}.j2").write_text("ok")
     (tmp_path / "t" / "bad.html.j2").write_text("{{ customer.missing_field }}")
-    activities = EmailActivities(TemplateRenderer(tmp_path / "t"), LocalProvider(tmp_path / "o"), db, "http://x")
+    activities = EmailActivities(
+        TemplateRenderer(tmp_path / "t"), LocalProvider(tmp_path / "o"), db, Company(public_base_url="http://x")
+    )
     with pytest.raises(ApplicationError) as err:
         ActivityEnvironment().run(activities.send_email, _input(f"c-{uuid.uuid4().hex[:8]}", "bad"))
     assert err.value.non_retryable and "missing_field" in str(err.value)

@@ -115,6 +115,8 @@ class Playbook:
     business_hours: BusinessHours | None = field(default_factory=BusinessHours)
     max_signals_kept: int = 100
     max_event_ids_kept: int = 5000
+    # Every link in a customer email carries utm_source/medium/campaign (`templates check` enforces it).
+    require_utm: bool = True
 
     def program(self, name: str) -> ProgramSpec:
         for spec in self.programs:
@@ -205,7 +207,7 @@ _TOP_KEYS = {
     "version", "qualify_score", "tiers", "programs", "signals", "fit", "promoter_min",
     "detractor_max", "moment_window", "ask_budget", "reminder_after", "decline_after",
     "decline_cooldown", "redecline_after", "risk_cooldown", "champion", "rewards",
-    "team_email", "business_hours", "max_signals_kept", "max_event_ids_kept",
+    "team_email", "business_hours", "max_signals_kept", "max_event_ids_kept", "require_utm",
 }  # fmt: skip
 
 
@@ -386,10 +388,17 @@ def _build(raw: Any) -> Playbook:
         business_hours=hours,
         max_signals_kept=_int(raw.get("max_signals_kept", 100), "playbook.max_signals_kept", minimum=10),
         max_event_ids_kept=_int(raw.get("max_event_ids_kept", 5000), "playbook.max_event_ids_kept", minimum=100),
+        require_utm=_flag(raw.get("require_utm", True), "playbook.require_utm"),
     )
     if playbook.detractor_max >= playbook.promoter_min:
         raise PlaybookError("playbook.detractor_max: must be below promoter_min")
     return playbook
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise PlaybookError(f"{where}: expected true or false")
+    return value
 
 
 def fingerprint(raw: Any) -> str:

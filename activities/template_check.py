@@ -1,0 +1,164 @@
+"""`starter.py templates check` and `preview`: sample data, and every rule a template must pass.
+
+check renders every template in every locale against sample data and reports
+file, line and reason for: syntax errors, names outside the documented
+variables, undefined attributes, a missing text (or subject, or HTML) part, a
+customer email without the unsubscribe link, links without our UTM parameters
+(when the playbook requires them) and sandbox violations. Size over Gmail's
+clipping limit and an empty preheader are warnings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jinja2
+
+from activities.email import Company, template_variables
+from activities.templates import DEFAULT_LOCALE, PARTS, TemplateFailure, TemplateRenderer, undeclared_names
+from workflows.model import SendEmailInput
+
+SAMPLE_BASE_URL = "https://advocacy.example.com"
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
+_URL_IN_TEXT = re.compile(r"https?://[^\s<>\"')]+")
+_PREHEADER = re.compile(r'<div style="display:none[^>]*>(.*?)</div>', re.S)
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    reason: str
+    severity: str = "error"  # error | warning
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.severity}: {self.reason}"
+
+
+def is_internal(name: str) -> bool:
+    """Team notifications go to the company, not to a customer: no unsubscribe link, no UTM rule."""
+    return name.startswith("team_")
+
+
+def sample_variables(
+    name: str, locale: str = DEFAULT_LOCALE, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Realistic variables for NAME, built the way a send builds them."""
+    program = name.removeprefix("ask_") if name.startswith("ask_") else None if is_internal(name) else "review"
+    context: dict[str, Any] = {
+        "customer": {
+            "customer_id": "c-sample",
+            "name": "Ada Lovelace",
+            "first_name": "Ada",
+            "company": "Analytical Engines Ltd",
+            "email": "ada@analytical.example",
+        },
+        "referral_code": "ADA7K2QX",
+        "score": 87,
+        "completed": {"review": 1, "referral": 2, "case_study": 1},
+        "reward": {"amount": 50.0, "currency": "USD", "kind": "gift_card", "program": program or "referral"},
+    }
+    for key, value in (overrides or {}).items():
+        context[key] = value
+    email = SendEmailInput(
+        idempotency_key=f"c-sample:{name}",
+        customer_id=str(context["customer"].get("customer_id", "c-sample")),
+        template=name,
+        to_email=str(context["customer"].get("email", "ada@analytical.example")),
+        locale=locale,
+        ask_id=None if program is None else "ask-sample",
+        program=program,
+        context=context,
+    )
+    return template_variables(email, Company(name="Example Inc.", public_base_url=SAMPLE_BASE_URL))
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs += [v for k, v in attrs if k == "href" and v]
+
+
+def _html_links(html: str) -> list[str]:
+    parser = _Links()
+    parser.feed(html)
+    return parser.hrefs
+
+
+def _line_of(renderer: TemplateRenderer, file: str, needle: str) -> int | None:
+    try:
+        for number, line in enumerate((renderer.directory / file).read_text(encoding="utf-8").splitlines(), 1):
+            if needle in line:
+                return number
+    except OSError:
+        return None
+    return None
+
+
+def check(renderer: TemplateRenderer, require_utm: bool = True) -> list[Problem]:
+    problems: list[Problem] = []
+    # 1. Every file parses and reads only documented variables.
+    for path in sorted(renderer.directory.glob("*.j2")):
+        try:
+            for name, line in undeclared_names(renderer, path.name):
+                problems.append(Problem(path.name, line, f"undefined variable {name!r} (not a documented variable)"))
+        except jinja2.TemplateSyntaxError as err:
+            problems.append(Problem(path.name, err.lineno, f"syntax error: {err.message}"))
+    if any(p.reason.startswith("syntax error") for p in problems):
+        return problems
+    # 2. Every template, in every locale it has, renders completely and passes the rules.
+    for name, locales in renderer.catalog().items():
+        for locale, parts in locales.items():
+            for part in PARTS:
+                if part not in parts and (locale == DEFAULT_LOCALE or part not in locales.get(DEFAULT_LOCALE, [])):
+                    label = {"txt": "text", "html": "HTML", "subject": "subject"}[part]
+                    problems.append(Problem(renderer.file_name(name, part, locale), None, f"missing {label} part"))
+            if "html" not in parts:
+                continue
+            problems += _check_rendered(renderer, name, locale, require_utm)
+    return problems
+
+
+def _check_rendered(renderer: TemplateRenderer, name: str, locale: str, require_utm: bool) -> list[Problem]:
+    html_file = renderer.file_name(name, "html", locale)
+    text_file = renderer.file_name(name, "txt", locale)
+    try:
+        rendered = renderer.render(name, locale, sample_variables(name, locale))
+    except TemplateFailure as err:
+        return [Problem(err.file or html_file, err.line, err.reason)]
+    problems = [Problem(html_file, None, w, "warning") for w in rendered.warnings]
+    preheader = _PREHEADER.search(rendered.html)
+    if preheader is None or not preheader.group(1).strip():
+        problems.append(Problem(html_file, None, "empty preheader (the inbox preview line)", "warning"))
+    if is_internal(name):
+        return problems
+    unsubscribe = sample_variables(name, locale)["links"]["unsubscribe"]
+    if unsubscribe not in _html_links(rendered.html):
+        problems.append(Problem(html_file, None, "no unsubscribe link (links.unsubscribe) in the HTML part"))
+    if unsubscribe not in rendered.text:
+        problems.append(Problem(text_file, None, "no unsubscribe link (links.unsubscribe) in the text part"))
+    if require_utm:
+        for file, urls in ((html_file, _html_links(rendered.html)), (text_file, _URL_IN_TEXT.findall(rendered.text))):
+            for url in urls:
+                if url == unsubscribe or not url.startswith(("http://", "https://")):
+                    continue
+                query = parse_qs(urlsplit(url).query)
+                missing = [k for k in UTM_KEYS if k not in query]
+                if missing:
+                    problems.append(
+                        Problem(
+                            file,
+                            _line_of(renderer, file, url.split("?")[0]),
+                            f"link {url} lacks {', '.join(missing)} (the playbook requires UTM parameters)",
+                        )
+                    )
+    return problems
