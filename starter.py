@@ -10,6 +10,7 @@ python starter.py history CUSTOMER_ID --out FILE
 python starter.py replay FILE [FILE ...]
 python starter.py report
 python starter.py demo [--exit] [--customers N]
+python starter.py templates list | preview NAME [--locale L] [--data FILE] [--customer ID] [--out DIR] [--png] | check
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+import template_commands
 from config import Settings
 from converter import data_converter
 from entrypoint import exit_now
@@ -206,6 +208,10 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return await run_demo(customers=args.customers, exit_after=args.exit)
 
 
+async def cmd_templates(args: argparse.Namespace, settings: Settings) -> int:
+    return template_commands.run(args, settings)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="starter.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -233,6 +239,7 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole product locally on embedded defaults")
     demo.add_argument("--exit", action="store_true", help="end after the summary")
     demo.add_argument("--customers", type=int, default=60)
+    template_commands.add_parser(sub)
     return p
 
 
@@ -249,6 +256,7 @@ COMMANDS = {
     "replay": cmd_replay,
     "report": cmd_report,
     "demo": cmd_demo,
+    "templates": cmd_templates,
 }
 
 

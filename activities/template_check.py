@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import jinja2
 
 from activities.email import Company, template_variables
-from activities.templates import DEFAULT_LOCALE, PARTS, TemplateFailure, TemplateRenderer, undeclared_names
+from activities.templates import DEFAULT_LOCALE, PART_LABELS, PARTS, TemplateFailure, TemplateRenderer, undeclared_names
 from workflows.model import SendEmailInput
 
 SAMPLE_BASE_URL = "https://advocacy.example.com"
@@ -115,16 +115,23 @@ def check(renderer: TemplateRenderer, require_utm: bool = True) -> list[Problem]
             problems.append(Problem(path.name, err.lineno, f"syntax error: {err.message}"))
     if any(p.reason.startswith("syntax error") for p in problems):
         return problems
+    flagged = {p.file for p in problems}
     # 2. Every template, in every locale it has, renders completely and passes the rules.
     for name, locales in renderer.catalog().items():
         for locale, parts in locales.items():
-            for part in PARTS:
-                if part not in parts and (locale == DEFAULT_LOCALE or part not in locales.get(DEFAULT_LOCALE, [])):
-                    label = {"txt": "text", "html": "HTML", "subject": "subject"}[part]
-                    problems.append(Problem(renderer.file_name(name, part, locale), None, f"missing {label} part"))
-            if "html" not in parts:
+            missing = [
+                part
+                for part in PARTS
+                if part not in parts and (locale == DEFAULT_LOCALE or part not in locales.get(DEFAULT_LOCALE, []))
+            ]
+            for part in missing:
+                problems.append(
+                    Problem(renderer.file_name(name, part, locale), None, f"missing {PART_LABELS[part]} part")
+                )
+            if missing or "html" not in parts:
                 continue
-            problems += _check_rendered(renderer, name, locale, require_utm)
+            # A file already reported above is not reported again for each template that uses it.
+            problems += [p for p in _check_rendered(renderer, name, locale, require_utm) if p.file not in flagged]
     return problems
 
 

@@ -33,6 +33,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 DEFAULT_LOCALE = "en"
 PARTS = ("subject", "html", "txt")
+PART_LABELS = {"subject": "subject", "html": "HTML", "txt": "text"}
 # The names a template may use; anything else is an error `check` reports.
 VARIABLES = frozenset({"customer", "advocate", "ask", "links", "reward", "company", "locale"})
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -238,7 +239,7 @@ class TemplateRenderer:
                 # Fall back part by part (a translated HTML may share the default subject), but never lose one.
                 fallback = self.file_name(name, part, DEFAULT_LOCALE)
                 if not (self.directory / fallback).is_file():
-                    raise TemplateFailure(f"missing {part} part", file)
+                    raise TemplateFailure(f"missing {PART_LABELS[part]} part", file)
                 roots[part] = fallback
         sources = self._collect(list(roots.values()))
         digest = hashlib.sha256(b"".join(f"{n}\0{sources[n]}\0".encode() for n in sorted(sources))).hexdigest()

@@ -1,0 +1,240 @@
+"""Templates marketers edit: check catches every rule with file and line, the sandbox holds, fields are escaped."""
+
+from __future__ import annotations
+
+import email
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import sessionmaker
+from temporalio.testing import ActivityEnvironment
+
+from activities.email import Company, EmailActivities, LocalProvider
+from activities.template_check import check, is_internal, sample_variables
+from activities.templates import GMAIL_CLIP_BYTES, TemplateFailure, TemplateRenderer
+from config import ROOT, TEMPLATES_DIR
+from storage.models import Base, Message
+from workflows.model import SendEmailInput
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Path:
+    """A private copy of the shipped templates to break on purpose."""
+    return Path(shutil.copytree(TEMPLATES_DIR, tmp_path / "templates"))
+
+
+def _reasons(directory: Path) -> list[str]:
+    return [str(p) for p in check(TemplateRenderer(directory)) if p.severity == "error"]
+
+
+def test_shipped_templates_pass_check_from_the_command_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "starter.py", "templates", "check"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 errors" in result.stdout
+
+
+def test_every_template_renders_all_parts_with_inlined_css() -> None:
+    renderer = TemplateRenderer(TEMPLATES_DIR)
+    names = renderer.catalog()
+    assert {"ask_review", "ask_referral", "reminder", "thank_you", "reward_notice", "team_champion"} <= set(names)
+    for name in names:
+        out = renderer.render(name, "en", sample_variables(name))
+        assert out.subject and out.text.strip() and "<html" in out.html.lower()
+        assert "<style" not in out.html and 'style="' in out.html  # the layout's CSS was inlined
+        assert "_layout.html.j2" in out.sources and len(out.sources_hash) == 64
+
+
+def test_syntax_error_is_reported_with_file_and_line(templates: Path) -> None:
+    path = templates / "thank_you.html.j2"
+    path.write_text(path.read_text() + "\n{% if %}\n")
+    (problem,) = _reasons(templates)
+    lines = path.read_text().count("\n")
+    assert problem.startswith(f"thank_you.html.j2:{lines}: error: syntax error")
+
+
+def test_undocumented_variable_is_reported_with_line(templates: Path) -> None:
+    path = templates / "reminder.txt.j2"
+    path.write_text("Hi {{ customer.first_name }},\n{{ internal_notes }}\n" + path.read_text())
+    assert _reasons(templates) == [
+        "reminder.txt.j2:2: error: undefined variable 'internal_notes' (not a documented variable)"
+    ]
+
+
+def test_undefined_attribute_is_reported_with_line(templates: Path) -> None:
+    path = templates / "ask_referral.html.j2"
+    lines = path.read_text().splitlines()
+    lines.insert(5, "<p>{{ customer.nickname }}</p>")
+    path.write_text("\n".join(lines) + "\n")
+    (problem,) = _reasons(templates)
+    assert problem.startswith("ask_referral.html.j2:6: error: undefined:") and "nickname" in problem
+
+
+def test_missing_text_part(templates: Path) -> None:
+    (templates / "reward_notice.txt.j2").unlink()
+    assert _reasons(templates) == ["reward_notice.txt.j2: error: missing text part"]
+
+
+def test_missing_unsubscribe_link(templates: Path) -> None:
+    path = templates / "ask_case_study.txt.j2"
+    path.write_text(path.read_text().replace('{% include "_footer.txt.j2" %}', "Bye"))
+    assert _reasons(templates) == [
+        "ask_case_study.txt.j2: error: no unsubscribe link (links.unsubscribe) in the text part"
+    ]
+
+
+def test_link_without_utm_parameters(templates: Path) -> None:
+    path = templates / "thank_you.html.j2"
+    path.write_text(
+        path.read_text().replace(
+            "<p>Thank you,", '<p><a href="https://example.com/pricing">Pricing</a></p>\n<p>Thank you,'
+        )
+    )
+    (problem,) = _reasons(templates)
+    assert problem.startswith("thank_you.html.j2:7: error: link https://example.com/pricing lacks utm_source")
+    assert check(TemplateRenderer(templates), require_utm=False) == []
+
+
+def test_sandbox_violation_is_reported(templates: Path) -> None:
+    path = templates / "reminder.html.j2"
+    path.write_text(path.read_text().replace("<p>Thank you,", "<p>{{ customer.__class__.__mro__ }}</p>\n<p>Thank you,"))
+    (problem,) = _reasons(templates)
+    assert problem.startswith("reminder.html.j2:8: error: sandbox violation")
+
+
+ESCAPES = [
+    "{{ customer.__class__.__mro__[1].__subclasses__() }}",
+    "{{ links.__class__.__init__.__globals__ }}",
+    "{{ self.__init__.__globals__['os'] }}",
+    "{{ namespace.__init__.__globals__.os.environ }}",
+    "{{ ''.__class__.__base__.__subclasses__() }}",
+    "{{ customer.update.__self__ }}",
+    "{{ config }}",
+    "{{ lipsum(100000) }}",
+    "{% for i in range(1000000000) %}{% endfor %}",
+    "{% for i in range(5000) %}{% for j in range(5000) %}{% endfor %}{% endfor %}",
+    "{{ 'x' * 1000000000 }}",
+    "{{ 9 ** 9 ** 9 }}",
+    "{{ '%999999999s' % 1 }}",
+    "{{ '{:>999999999}'.format(1) }}",
+    "{{ 'a' | center(999999999) }}",
+    "{{ 'a'.ljust(999999999) }}",
+    "{% for i in range(9000) %}{{ 'x' * 900 }}{% endfor %}",
+    "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+]
+
+
+@pytest.mark.parametrize("body", ESCAPES)
+def test_templates_cannot_escape_or_exhaust_the_renderer(templates: Path, body: str) -> None:
+    (templates / "evil.subject.j2").write_text("hi")
+    (templates / "evil.txt.j2").write_text("hi {{ links.unsubscribe }}")
+    (templates / "evil.html.j2").write_text(body)
+    with pytest.raises(TemplateFailure) as err:
+        TemplateRenderer(templates).render("evil", "en", sample_variables("evil"))
+    assert err.value.file == "evil.html.j2"
+    assert "Traceback" not in str(err.value)
+
+
+def test_legitimate_arithmetic_and_formatting_still_work(templates: Path) -> None:
+    (templates / "fine.subject.j2").write_text("{{ '%.2f' | format(250000) }} {{ '{:,}'.format(1234567) }}")
+    (templates / "fine.txt.j2").write_text(
+        "{% for i in range(3) %}{{ i * 2 }}{% endfor %} {{ 2 ** 10 }} {{ '-' * 20 }}"
+    )
+    (templates / "fine.html.j2").write_text("<p>{{ 'ok' | center(10) }}</p>")
+    out = TemplateRenderer(templates).render("fine", "en", sample_variables("fine"))
+    assert out.subject == "250000.00 1,234,567"
+    assert out.text == "024 1024 " + "-" * 20 + "\n"
+
+
+HOSTILE = {
+    "name": '<script>alert("n")</script> Ada',
+    "first_name": "<script>alert(1)</script>",
+    "company": '<img src=x onerror="alert(2)">',
+    "email": "ada@analytical.example",
+    "customer_id": "c-1",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TemplateRenderer(TEMPLATES_DIR).catalog()))
+def test_customer_fields_are_escaped_in_every_template(name: str) -> None:
+    renderer = TemplateRenderer(TEMPLATES_DIR)
+    for locale in renderer.catalog()[name]:
+        out = renderer.render(name, locale, sample_variables(name, locale, {"customer": HOSTILE}))
+        assert "<script" not in out.html.lower() and "<img" not in out.html.lower()
+        if "alert" in out.html:
+            assert "&lt;script&gt;" in out.html or "&lt;img" in out.html
+
+
+def test_locale_fallback(templates: Path) -> None:
+    renderer = TemplateRenderer(templates)
+    assert renderer.render("ask_review", "de-AT", sample_variables("ask_review")).locale == "de"
+    assert renderer.render("ask_review", "fr", sample_variables("ask_review")).locale == "en"
+    # A translation may share the default subject: the part falls back on its own.
+    (templates / "ask_review.de.subject.j2").unlink()
+    out = renderer.render("ask_review", "de", sample_variables("ask_review"))
+    assert out.locale == "de" and out.subject.startswith("Would you share") and out.text.startswith("Hallo")
+
+
+def test_an_edit_applies_at_the_next_render_and_changes_the_hash(templates: Path) -> None:
+    renderer = TemplateRenderer(templates)
+    before = renderer.render("thank_you", "en", sample_variables("thank_you"))
+    (templates / "_header.html.j2").write_text("<p class='brand'>New brand {{ company.name }}</p>\n")
+    after = renderer.render("thank_you", "en", sample_variables("thank_you"))
+    assert "New brand" in after.html and "New brand" not in before.html
+    assert after.sources_hash != before.sources_hash
+
+
+def test_size_warning_past_gmail_clipping(templates: Path) -> None:
+    path = templates / "thank_you.html.j2"
+    filler = "<p>" + "lorem ipsum " * 12000 + "</p>"
+    path.write_text(path.read_text().replace("<p>Thank you,", filler + "\n<p>Thank you,"))
+    out = TemplateRenderer(templates).render("thank_you", "en", sample_variables("thank_you"))
+    assert len(out.html.encode()) > GMAIL_CLIP_BYTES
+    assert any("Gmail clips" in w for w in out.warnings)
+    warnings = [p for p in check(TemplateRenderer(templates)) if p.severity == "warning"]
+    assert any(p.file == "thank_you.html.j2" and "Gmail" in p.reason for p in warnings)
+
+
+def test_internal_templates_are_exempt_from_customer_rules() -> None:
+    assert is_internal("team_champion") and not is_internal("ask_review")
+    out = TemplateRenderer(TEMPLATES_DIR).render("team_champion", "en", sample_variables("team_champion"))
+    assert "/u/" not in out.html and "/u/" not in out.text  # no customer's unsubscribe link in a team email
+
+
+def test_the_outbox_records_template_locale_and_sources_hash(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    Base.metadata.create_all(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    activities = EmailActivities(TemplateRenderer(TEMPLATES_DIR), LocalProvider(tmp_path / "out"), sessions, Company())
+    customer = f"c-{uuid.uuid4().hex[:6]}"
+    variables = sample_variables("ask_review", "de")
+    ActivityEnvironment().run(
+        activities.send_email,
+        SendEmailInput(
+            idempotency_key=f"{customer}:a1:invite",
+            customer_id=customer,
+            template="ask_review",
+            to_email="ada@analytical.example",
+            locale="de-AT",
+            ask_id="a1",
+            program="review",
+            context={"customer": variables["customer"], "referral_code": "ADA7K2QX"},
+        ),
+    )
+    with sessions() as s:
+        row = s.scalars(select(Message).where(Message.customer_id == customer)).one()
+    expected = TemplateRenderer(TEMPLATES_DIR).render("ask_review", "de-AT", variables)
+    assert (row.template, row.locale, row.template_hash) == ("ask_review", "de", expected.sources_hash)
+    assert row.template_sources is not None and "_layout.html.j2" in row.template_sources.split(",")
+    assert row.status == "sent" and row.attempts == 1
+    (eml,) = (tmp_path / "out").glob("*.eml")
+    message = email.message_from_bytes(eml.read_bytes())
+    assert " ".join(message["List-Unsubscribe"].split()).startswith("<http://localhost:8000/u/")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    engine.dispose()
