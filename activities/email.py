@@ -6,12 +6,14 @@ anything is sent; it is marked `sending` (attempt counted) just before the
 provider call and `sent`, with the provider's message id, in a one-row commit
 right after it. A retry that finds the row sent returns it without sending.
 
-The one window left is between the provider accepting and that commit (a
-process killed in between, or a response lost to a timeout). For the local
-provider it is closed: a repeated delivery writes the same file. For SendGrid
-it is narrowed to the commit itself, and a retry that finds the row still
-`sending` reports the ambiguity in the row (`attempts` > 1) and, when the
-event webhook reports two deliveries for one key, reconciliation can tell.
+The one window left is between the provider accepting and that commit: a
+process killed in between, or a response lost to a client timeout. For the
+local provider it is closed (a repeated delivery writes the same file). For
+SendGrid it is narrowed to the commit that directly follows the 202
+(no other work in between), and to timeouts well above SendGrid's latency
+(`SENDGRID_TIMEOUT_SECONDS`, 20 s). A retry after such a window sends again;
+the row shows it (`attempts` > 1), and the custom_args on every message carry
+the idempotency key, so the event webhook can tell two deliveries of one key.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.email import EmailProvider
 from config import DEFAULT_PLAYBOOK, Settings
 from converter import data_converter
 from storage.db import make_engine, make_sessionmaker
@@ -143,11 +144,15 @@ class Harness:
 
 @asynccontextmanager
 async def running_worker(
-    env: WorkflowEnvironment, tmp_path: Path, sessions: sessionmaker[Session], playbook: Path = DEFAULT_PLAYBOOK
+    env: WorkflowEnvironment,
+    tmp_path: Path,
+    sessions: sessionmaker[Session],
+    playbook: Path = DEFAULT_PLAYBOOK,
+    provider: EmailProvider | None = None,
 ) -> AsyncIterator[Harness]:
     task_queue = f"tq-{uuid.uuid4().hex[:10]}"
     outbox = tmp_path / "outbox"
-    parts = WorkerParts(sessions=sessions, playbook_path=playbook, outbox_dir=outbox)
+    parts = WorkerParts(sessions=sessions, playbook_path=playbook, outbox_dir=outbox, provider=provider)
     settings = Settings.from_env()
     async with build_worker(env.client, task_queue, parts, settings):
         yield Harness(env, task_queue, sessions, outbox, uuid.uuid4().hex[:6])

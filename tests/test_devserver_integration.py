@@ -29,6 +29,7 @@ from journeys import get_state
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Message
 from tests.conftest import DEV_SERVER
+from tests.fake_sendgrid import FakeSendGrid
 from workflows.events import iso
 from workflows.journey import SA_CUSTOMER, SA_NPS, SA_SCORE, SA_STAGE, SA_TIER
 
@@ -177,3 +178,35 @@ async def test_worker_killed_mid_send_does_not_duplicate(stack: Stack) -> None:
         rows = session.scalars(select(Message).where(Message.customer_id == customer)).all()
     engine.dispose()
     assert [(m.template, m.status) for m in rows] == [("ask_review", "sent")]
+
+
+@pytest.mark.parametrize("fault", ["crash-before-send", "crash-after-send"])
+async def test_sendgrid_send_survives_a_worker_kill_exactly_once(stack: Stack, fault: str) -> None:
+    """Killed after marking the row `sending` (nothing sent yet), or after SendGrid accepted and the row was
+    marked sent: either way the new worker's retry leaves exactly one message at SendGrid."""
+    with FakeSendGrid() as fake:
+        sendgrid = {"EMAIL_PROVIDER": "sendgrid", "SENDGRID_API_KEY": fake.api_key, "SENDGRID_API_HOST": fake.url}
+        crashing = stack.worker(ADVOCACY_FAULT=fault, **sendgrid)
+        customer = f"sg-{uuid.uuid4().hex[:8]}"
+        for type, data in (("customer_profile", {"email": "cy@c.example", "name": "Cy", "company": "C", "segment": "enterprise"}),
+                           ("nps_response", {"score": 10})):  # fmt: skip
+            assert stack.cli("send-event", stack.event(customer, type, data)).returncode == 0
+        assert crashing.wait(timeout=60) == 137
+        stack.worker(**sendgrid)
+
+        async def sent() -> bool:
+            state = await get_state(stack.client, customer)
+            return bool(state.asks) and state.asks[0].status == "sent"
+
+        await _eventually(sent, timeout=120)
+        assert fake.keys() == [f"{customer}:review-1:invite"]
+        engine = make_engine(stack.db_url)
+        with make_sessionmaker(engine)() as session:
+            row = session.scalars(select(Message).where(Message.customer_id == customer)).one()
+        engine.dispose()
+        assert (row.status, row.provider, row.provider_message_id) == (
+            "sent",
+            "sendgrid",
+            fake.accepted[0]["_message_id"],
+        )
+        assert row.attempts == (2 if fault == "crash-before-send" else 1)
