@@ -6,20 +6,26 @@ test_devserver_integration.py); permanent failures reported, not retried.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.email import OutgoingEmail
+from activities.email import Company, EmailActivities, OutgoingEmail
 from activities.sendgrid_provider import SendGridProvider, SendGridSettings
+from activities.templates import TemplateRenderer
+from config import TEMPLATES_DIR
+from storage.models import Base, Message
 from tests.conftest import Harness, running_worker
 from tests.fake_sendgrid import FakeSendGrid, Fault, error, rate_limited, server_error
 from tests.outbox import messages
+from workflows.model import SendEmailInput
 
 
 @pytest.fixture
@@ -180,3 +186,28 @@ async def test_a_permanent_failure_is_reported_not_retried(sendgrid_harness: Har
     await h.send(c, "usage_milestone", {"milestone": "still listening"})
     await h.sleep(hours=1)
     assert (await h.state(c)).events_applied == 3  # the journey carries on
+
+
+def test_a_sendgrid_dynamic_template_replaces_the_local_one(fake: FakeSendGrid, tmp_path: Path) -> None:
+    templates = Path(shutil.copytree(TEMPLATES_DIR, tmp_path / "templates"))
+    (templates / "sendgrid.yaml").write_text("ask_review: d-review-en\nask_review.de: d-review-de\n")
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    Base.metadata.create_all(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    email = EmailActivities(TemplateRenderer(templates), _provider(fake), sessions, Company())
+    context = {"customer": {"name": "Ada Lovelace", "first_name": "Ada", "company": "AE"}, "referral_code": "ADA7K2QX"}
+    ActivityEnvironment().run(
+        email.send_email,
+        SendEmailInput(
+            "c-9:review-1:invite", "c-9", "ask_review", "ada@a.example", "de-AT", "review-1", "review", context
+        ),
+    )
+    (body,) = fake.accepted
+    assert body["template_id"] == "d-review-de"
+    data = body["personalizations"][0]["dynamic_template_data"]
+    assert set(data) == {"customer", "advocate", "ask", "links", "reward", "company"}
+    assert data["customer"]["first_name"] == "Ada" and "utm_campaign=review" in data["links"]["activation"]
+    with sessions() as s:
+        row = s.scalars(select(Message)).one()
+    assert (row.provider_template_id, row.status) == ("d-review-de", "sent")
+    engine.dispose()

@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select
-from sqlalchemy.orm import sessionmaker
-from temporalio.testing import ActivityEnvironment
+from sqlalchemy.orm import Session, sessionmaker
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.email import Company, EmailActivities, LocalProvider
 from activities.template_check import check, is_internal, sample_variables
 from activities.templates import GMAIL_CLIP_BYTES, TemplateFailure, TemplateRenderer
 from config import ROOT, TEMPLATES_DIR
 from storage.models import Base, Message
+from tests.conftest import running_worker
+from tests.outbox import templates_sent
 from workflows.model import SendEmailInput
 
 
@@ -238,3 +240,50 @@ def test_the_outbox_records_template_locale_and_sources_hash(tmp_path: Path) -> 
     assert " ".join(message["List-Unsubscribe"].split()).startswith("<http://localhost:8000/u/")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     engine.dispose()
+
+
+def test_preview_writes_html_text_and_a_screenshot(tmp_path: Path) -> None:
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        pytest.skip("Chromium is not installed (CI installs it)")
+    data = tmp_path / "data.json"
+    data.write_text('{"customer": {"name": "Grace Hopper", "first_name": "Grace", "company": "Navy"}}')
+    result = subprocess.run(
+        [sys.executable, "starter.py", "templates", "preview", "ask_referral", "--data", str(data),
+         "--out", str(tmp_path / "p"), "--png"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Grace" in (tmp_path / "p" / "ask_referral.en.html").read_text()
+    assert (tmp_path / "p" / "ask_referral.en.txt").read_text().startswith("Subject: Know a team")
+    assert (tmp_path / "p" / "ask_referral.en.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_preview_of_an_unknown_template_fails_clearly() -> None:
+    result = subprocess.run(
+        [sys.executable, "starter.py", "templates", "preview", "ask_nothing"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1 and "no template named 'ask_nothing'" in result.stdout
+
+
+async def test_a_broken_template_fails_its_step_visibly_and_the_journey_goes_on(
+    env: WorkflowEnvironment,
+    tmp_path: Path,
+    sessions: sessionmaker[Session],
+    templates: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEMPLATES_DIR", str(templates))
+    page = templates / "ask_review.html.j2"
+    page.write_text(page.read_text().replace("<p>Thank you,", "<p>{{ customer.nickname }}</p>\n<p>Thank you,"))
+    async with running_worker(env, tmp_path, sessions) as h:
+        c = h.cid("broken")
+        await h.profile(c, segment="enterprise")
+        await h.send(c, "nps_response", {"score": 10})
+        await h.sleep(days=3)
+        state = await h.state(c)
+        assert "template 'ask_review'" in (state.last_error or "") and "nickname" in (state.last_error or "")
+        assert state.asks[0].status == "cancelled"
+        await h.send(c, "review_submitted", {"site": "g2", "rating": 5})
+        await h.sleep(hours=1)
+        assert templates_sent(h.sessions, c) == ["thank_you", "reward_notice"]
