@@ -27,6 +27,11 @@ class Settings:
     postal_address: str
     company_name: str = "Example Inc."
     templates_dir: Path = TEMPLATES_DIR
+    # The HTTP API: write keys for ingest, read keys for journey state (comma-separated in the environment).
+    api_write_keys: tuple[str, ...] = ()
+    api_read_keys: tuple[str, ...] = ()
+    sendgrid_webhook_public_key: str = ""
+    segment_mapping_path: Path | None = None
 
     @staticmethod
     def from_env() -> Settings:
@@ -44,4 +49,12 @@ class Settings:
             postal_address=env.get("COMPANY_POSTAL_ADDRESS", "Example Inc., 1 Market St, San Francisco, CA"),
             company_name=env.get("COMPANY_NAME", "Example Inc."),
             templates_dir=Path(env.get("TEMPLATES_DIR", str(TEMPLATES_DIR))),
+            api_write_keys=_keys(env.get("API_WRITE_KEYS", "")),
+            api_read_keys=_keys(env.get("API_READ_KEYS", "")),
+            sendgrid_webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY", "").strip(),
+            segment_mapping_path=Path(env["SEGMENT_MAPPING_PATH"]) if env.get("SEGMENT_MAPPING_PATH") else None,
         )
+
+
+def _keys(value: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in value.split(",") if k.strip())

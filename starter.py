@@ -10,6 +10,7 @@ python starter.py history CUSTOMER_ID --out FILE
 python starter.py replay FILE [FILE ...]
 python starter.py report
 python starter.py demo [--exit] [--customers N]
+python starter.py api [--host H] [--port P]           # the HTTP API
 python starter.py templates list | preview NAME [--locale L] [--data FILE] [--customer ID] [--out DIR] [--png] | check
 """
 
@@ -208,6 +209,18 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return await run_demo(customers=args.customers, exit_after=args.exit)
 
 
+async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    if not settings.api_write_keys or not settings.api_read_keys:
+        return _fail("set API_WRITE_KEYS and API_READ_KEYS (comma-separated keys) before serving the API")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="info"))
+    await server.serve()
+    return 0
+
+
 async def cmd_templates(args: argparse.Namespace, settings: Settings) -> int:
     return template_commands.run(args, settings)
 
@@ -239,6 +252,9 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole product locally on embedded defaults")
     demo.add_argument("--exit", action="store_true", help="end after the summary")
     demo.add_argument("--customers", type=int, default=60)
+    api = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
     template_commands.add_parser(sub)
     return p
 
@@ -257,6 +273,7 @@ COMMANDS = {
     "report": cmd_report,
     "demo": cmd_demo,
     "templates": cmd_templates,
+    "api": cmd_api,
 }
 
 

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import os
+import time
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 DEFAULT_SECRET = "dev-only-unsubscribe-secret"
@@ -20,12 +21,45 @@ def with_utm(url: str, campaign: str, content: str | None = None, medium: str = 
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
-def unsubscribe_token(customer_id: str, secret: str | None = None) -> str:
-    """A signed token naming the customer; the API verifies it in constant time."""
-    key = (secret or os.environ.get("UNSUBSCRIBE_SECRET") or DEFAULT_SECRET).encode()
+# An unsubscribe link keeps working for a year (old emails get opened late); then it gets a clear page.
+TOKEN_MAX_AGE_DAYS = 365
+
+
+class TokenError(ValueError):
+    """An unsubscribe token that is malformed, forged, or expired."""
+
+
+def _secret(secret: str | None) -> bytes:
+    return (secret or os.environ.get("UNSUBSCRIBE_SECRET") or DEFAULT_SECRET).encode()
+
+
+def _signature(customer_id: str, issued_day: int, secret: str | None) -> str:
+    return hmac.new(_secret(secret), f"{customer_id}|{issued_day}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def unsubscribe_token(customer_id: str, secret: str | None = None, issued_day: int | None = None) -> str:
+    """A signed token naming the customer and the day it was issued; the API verifies it in constant time."""
+    day = issued_day if issued_day is not None else int(time.time() // 86400)
     payload = base64.urlsafe_b64encode(customer_id.encode()).decode().rstrip("=")
-    signature = hmac.new(key, customer_id.encode(), hashlib.sha256).hexdigest()[:32]
-    return f"{payload}.{signature}"
+    return f"{payload}.{day}.{_signature(customer_id, day, secret)}"
+
+
+def verify_unsubscribe_token(token: str, secret: str | None = None, today: int | None = None) -> str:
+    """The customer id a token names; TokenError when it was tampered with, forged or has expired."""
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[1].isdigit():
+        raise TokenError("this link is not a valid unsubscribe link")
+    payload, day, signature = parts[0], int(parts[1]), parts[2]
+    try:
+        customer_id = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise TokenError("this link is not a valid unsubscribe link") from None
+    if not hmac.compare_digest(signature, _signature(customer_id, day, secret)):
+        raise TokenError("this link is not a valid unsubscribe link")
+    now = today if today is not None else int(time.time() // 86400)
+    if now - day > TOKEN_MAX_AGE_DAYS:
+        raise TokenError("this unsubscribe link has expired")
+    return customer_id
 
 
 def links_for(

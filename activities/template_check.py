@@ -138,8 +138,9 @@ def check(renderer: TemplateRenderer, require_utm: bool = True) -> list[Problem]
 def _check_rendered(renderer: TemplateRenderer, name: str, locale: str, require_utm: bool) -> list[Problem]:
     html_file = renderer.file_name(name, "html", locale)
     text_file = renderer.file_name(name, "txt", locale)
+    variables = sample_variables(name, locale)
     try:
-        rendered = renderer.render(name, locale, sample_variables(name, locale))
+        rendered = renderer.render(name, locale, variables)
     except TemplateFailure as err:
         return [Problem(err.file or html_file, err.line, err.reason)]
     problems = [Problem(html_file, None, w, "warning") for w in rendered.warnings]
@@ -148,7 +149,7 @@ def _check_rendered(renderer: TemplateRenderer, name: str, locale: str, require_
         problems.append(Problem(html_file, None, "empty preheader (the inbox preview line)", "warning"))
     if is_internal(name):
         return problems
-    unsubscribe = sample_variables(name, locale)["links"]["unsubscribe"]
+    unsubscribe = variables["links"]["unsubscribe"]
     if unsubscribe not in _html_links(rendered.html):
         problems.append(Problem(html_file, None, "no unsubscribe link (links.unsubscribe) in the HTML part"))
     if unsubscribe not in rendered.text:

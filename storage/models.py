@@ -41,6 +41,8 @@ class Customer(Base):
     segment: Mapped[str | None] = mapped_column(String(64))
     plan: Mapped[str | None] = mapped_column(String(64))
     referral_code: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # A revoked code still redirects, without attribution.
+    referral_revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
@@ -104,6 +106,12 @@ class Message(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # From the provider's event webhook.
+    delivered_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    opened_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    clicked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    bounced_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_event: Mapped[str | None] = mapped_column(String(32))
 
 
 class RewardRow(Base):
@@ -146,3 +154,57 @@ class ReferralRow(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class ReferralClick(Base):
+    """A click on an advocate's referral link, counted once per visitor per day."""
+
+    __tablename__ = "referral_clicks"
+    __table_args__ = (UniqueConstraint("code", "visitor", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), index=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    visitor: Mapped[str] = mapped_column(String(64))  # a hash, never the raw cookie or address
+    day: Mapped[str] = mapped_column(String(10))
+    clicked_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class CrmDeal(Base):
+    """A CRM deal update, once per deal and stage (the CRM may resend)."""
+
+    __tablename__ = "crm_deals"
+    __table_args__ = (UniqueConstraint("deal_id", "stage"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[str] = mapped_column(String(128))
+    stage: Mapped[str] = mapped_column(String(16))
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    referral_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    received_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class WebhookEvent(Base):
+    """A provider event, once: keyed by our own fields (SendGrid's sg_event_id can change between retries)."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    event: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(Timestamp)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class WebhookReceipt(Base):
+    """Signed webhook posts already accepted: the same signature again is a replay."""
+
+    __tablename__ = "webhook_receipts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    signature_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    received_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -228,7 +228,7 @@ def _customer_context(state: JourneyState) -> dict[str, Any]:
 
 def _email(state: JourneyState, key: str, template: str, step: str, summary: str, **ctx: Any) -> list[Effect]:
     """An email to the customer, unless they cannot or must not receive one."""
-    if state.opted_out or not state.profile.email:
+    if state.opted_out or not state.profile.email or state.email_undeliverable:
         return []
     context = {"customer": _customer_context(state), "referral_code": state.referral_code, **ctx}
     return [
@@ -434,6 +434,8 @@ def _apply(state: JourneyState, pb: Playbook, ev: CustomerEvent, at: datetime, n
     if kind == "customer_profile":
         if _newer(state.profile.updated_at, at):
             p = state.profile
+            if data["email"].lower() != p.email:
+                state.email_undeliverable = None  # a new address gets a new chance
             p.email, p.name, p.company = data["email"].lower(), data["name"], data["company"]
             for key in ("timezone", "locale", "segment", "plan"):
                 if data.get(key) is not None:
@@ -544,6 +546,29 @@ def _decline(state: JourneyState, pb: Playbook, ask: Ask, now: datetime) -> list
     return [RecordAsk(replace(ask))]
 
 
+EMAIL_FEEDBACK_KINDS = ("undeliverable", "click")
+
+
+def email_feedback(
+    state: JourneyState, pb: Playbook, kind: str, ask_id: str | None, reason: str, now: datetime
+) -> list[Effect]:
+    """What the mail provider told us. An undeliverable address stops email asks (open ones are cancelled)
+    until the profile brings a new address; a click on an ask's link is engagement: a positive moment."""
+    effects: list[Effect] = []
+    if kind == "undeliverable":
+        state.email_undeliverable = (reason or "undeliverable")[:200]
+        effects += _cancel_open_asks(state, now, f"email undeliverable: {state.email_undeliverable}")
+    elif kind == "click":
+        ask = next((a for a in state.asks if a.ask_id == ask_id), None)
+        if ask is not None and ask.clicked_at is None:
+            ask.clicked_at = iso(now)
+        what = f"the {ask.program} ask" if ask is not None else "an email"
+        _signal(state, pb, now, "email_click", "email_click", f"clicked the link in {what}")
+        _positive_moment(state, now)
+    refresh(state, pb)
+    return effects
+
+
 def opt_out(state: JourneyState, now: datetime, why: str) -> list[Effect]:
     effects = _cancel_open_asks(state, now, f"opted out: {why}")
     state.opted_out = True
@@ -627,7 +652,7 @@ def pick_program(state: JourneyState, pb: Playbook, now: datetime) -> ProgramSpe
 
 def next_ask(state: JourneyState, pb: Playbook, now: datetime) -> tuple[ProgramSpec, datetime] | None:
     """Which program to ask for next and from when, or None while no ask may go out."""
-    if _asks_blocked(state) or state.at_risk_since is not None or not state.profile.email:
+    if _asks_blocked(state) or state.at_risk_since is not None or not state.profile.email or state.email_undeliverable:
         return None
     if open_ask(state) is not None or state.score < pb.qualify_score:
         return None

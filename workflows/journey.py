@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.events import EMAIL_RE, EventError, iso, parse_event
     from workflows.model import (
         ChurnInput,
+        EmailFeedbackInput,
         JourneyInput,
         JourneyState,
         JourneyStatus,
@@ -350,6 +351,24 @@ class AdvocacyJourney:
     @churn.validator
     def _validate_churn(self, input: ChurnInput) -> None:
         self._refuse_if_ended()
+
+    @workflow.update
+    async def email_feedback(self, input: EmailFeedbackInput) -> JourneyStatus:
+        await workflow.wait_condition(lambda: self.pb is not None)
+        assert self.pb is not None
+        self.queued += engine.email_feedback(
+            self.state, self.pb, input.kind, input.ask_id, input.reason, workflow.now()
+        )
+        self.dirty = True
+        return self._status()
+
+    @email_feedback.validator
+    def _validate_email_feedback(self, input: EmailFeedbackInput) -> None:
+        self._refuse_if_ended()
+        if input.kind not in engine.EMAIL_FEEDBACK_KINDS:
+            raise ApplicationError(
+                f"kind: must be one of {', '.join(engine.EMAIL_FEEDBACK_KINDS)}", type="InvalidFeedback"
+            )
 
     @workflow.update
     async def submit_referral(self, input: SubmitReferralInput) -> SubmitReferralResult:

@@ -76,6 +76,7 @@ class Ask:
     completed_at: str | None = None
     closed_at: str | None = None
     error: str | None = None
+    clicked_at: str | None = None
 
 
 @dataclass
@@ -155,6 +156,8 @@ class JourneyState:
     runs: int = 1
     started_at: str | None = None
     last_error: str | None = None
+    # Set when the mail provider reports the address undeliverable; email asks stop until a new address.
+    email_undeliverable: str | None = None
 
 
 @dataclass
@@ -182,6 +185,15 @@ class OptOutInput:
 
 @dataclass
 class ChurnInput:
+    reason: str = ""
+
+
+@dataclass
+class EmailFeedbackInput:
+    """What the mail provider reported (SendGrid event webhook): `undeliverable` or `click`."""
+
+    kind: str
+    ask_id: str | None = None
     reason: str = ""
 
 

@@ -117,6 +117,9 @@ class Playbook:
     max_event_ids_kept: int = 5000
     # Every link in a customer email carries utm_source/medium/campaign (`templates check` enforces it).
     require_utm: bool = True
+    # The HTTP API's referral links: how long a click attributes a signup, and referrals per advocate per day.
+    referral_attribution_seconds: float = 30 * 86400.0
+    referral_max_per_day: int = 5
 
     def program(self, name: str) -> ProgramSpec:
         for spec in self.programs:
@@ -135,6 +138,8 @@ class Playbook:
         return _build(raw)
 
 
+# Signals added after the first release default, so existing playbooks stay valid.
+_OPTIONAL_SIGNALS = {"email_click": 2}
 _SIGNAL_KEYS = (
     "nps_promoter",
     "nps_passive",
@@ -208,6 +213,7 @@ _TOP_KEYS = {
     "detractor_max", "moment_window", "ask_budget", "reminder_after", "decline_after",
     "decline_cooldown", "redecline_after", "risk_cooldown", "champion", "rewards",
     "team_email", "business_hours", "max_signals_kept", "max_event_ids_kept", "require_utm",
+    "referral_links",
 }  # fmt: skip
 
 
@@ -287,10 +293,14 @@ def _build(raw: Any) -> Playbook:
     signals_raw = _need(raw, "signals", "playbook")
     if not isinstance(signals_raw, dict):
         raise PlaybookError("playbook.signals: expected a mapping")
-    _check_keys(signals_raw, set(_SIGNAL_KEYS), "playbook.signals")
+    _check_keys(signals_raw, set(_SIGNAL_KEYS) | set(_OPTIONAL_SIGNALS), "playbook.signals")
     signals = {}
-    for key in _SIGNAL_KEYS:
-        value = _need(signals_raw, key, "playbook.signals")
+    for key in (*_SIGNAL_KEYS, *_OPTIONAL_SIGNALS):
+        value = (
+            signals_raw.get(key, _OPTIONAL_SIGNALS[key])
+            if key in _OPTIONAL_SIGNALS
+            else _need(signals_raw, key, "playbook.signals")
+        )
         if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 100:
             raise PlaybookError(f"playbook.signals.{key}: expected a whole number between -100 and 100")
         signals[key] = value
@@ -305,6 +315,10 @@ def _build(raw: Any) -> Playbook:
     if not isinstance(budget, dict):
         raise PlaybookError("playbook.ask_budget: expected a mapping")
     _check_keys(budget, {"min_gap", "window", "max_per_window"}, "playbook.ask_budget")
+    links = raw.get("referral_links", {})
+    if not isinstance(links, dict):
+        raise PlaybookError("playbook.referral_links: expected a mapping")
+    _check_keys(links, {"attribution_window", "max_per_day"}, "playbook.referral_links")
     champion = raw.get("champion", {})
     if not isinstance(champion, dict):
         raise PlaybookError("playbook.champion: expected a mapping")
@@ -389,6 +403,10 @@ def _build(raw: Any) -> Playbook:
         max_signals_kept=_int(raw.get("max_signals_kept", 100), "playbook.max_signals_kept", minimum=10),
         max_event_ids_kept=_int(raw.get("max_event_ids_kept", 5000), "playbook.max_event_ids_kept", minimum=100),
         require_utm=_flag(raw.get("require_utm", True), "playbook.require_utm"),
+        referral_attribution_seconds=parse_duration(
+            links.get("attribution_window", "30d"), "playbook.referral_links.attribution_window"
+        ),
+        referral_max_per_day=_int(links.get("max_per_day", 5), "playbook.referral_links.max_per_day", minimum=1),
     )
     if playbook.detractor_max >= playbook.promoter_min:
         raise PlaybookError("playbook.detractor_max: must be below promoter_min")

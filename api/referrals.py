@@ -1,0 +1,245 @@
+"""Referral links (/r/CODE), referrals submitted to the API, and CRM deal updates that convert them."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.links import with_utm
+from api import auth
+from api.app import deps
+from api.ingest import Item
+from api.schemas import DealRequest, DealResult, Problem, ReferralRequest, ReferralResult
+from journeys import handle
+from storage.event_log import record_events
+from storage.models import CrmDeal, Customer, Event, ReferralClick, ReferralRow
+from workflows.events import EMAIL_RE, iso
+from workflows.journey import AdvocacyJourney
+from workflows.model import CustomerEvent, SubmitReferralInput
+
+log = logging.getLogger("advocacy.api")
+router = APIRouter(tags=["referrals"])
+VISITOR_COOKIE, REFERRAL_COOKIE = "adv_vid", "adv_ref"
+# Shared mail domains say nothing about who works where.
+FREE_MAIL = frozenset({"gmail.com", "googlemail.com", "yahoo.com", "outlook.com", "hotmail.com", "live.com",
+                       "icloud.com", "me.com", "aol.com", "proton.me", "protonmail.com", "gmx.de", "gmx.net",
+                       "web.de", "yandex.ru", "mail.com"})  # fmt: skip
+REFUSED: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem},
+    404: {"model": Problem, "description": "no such advocate, referral or code"},
+    422: {"model": Problem, "description": "refused, with the reason"},
+}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _active_advocate(request: Request, code: str) -> Customer | None:
+    with deps(request).sessions() as session:
+        customer = session.scalar(select(Customer).where(Customer.referral_code == code))
+        return customer if customer is not None and customer.referral_revoked_at is None else None
+
+
+@router.get("/r/{code}", response_class=RedirectResponse, status_code=302,
+            responses={302: {"description": "to the landing page, with UTM parameters (and the code when valid)"}})  # fmt: skip
+async def referral_link(code: str, request: Request) -> RedirectResponse:
+    """An advocate's referral link: count the click, remember the referrer, redirect. Never an error page."""
+    d = deps(request)
+    customer = None
+    try:
+        customer = await asyncio.to_thread(_active_advocate, request, code)
+    except SQLAlchemyError:
+        log.exception("referral link lookup failed; redirecting without attribution")
+    target = with_utm(d.settings.referral_landing_url, "referral", medium="referral")
+    if customer is None:
+        return RedirectResponse(target, status_code=302)
+    response = RedirectResponse(f"{target}&ref={code}", status_code=302)
+    visitor = request.cookies.get(VISITOR_COOKIE) or uuid.uuid4().hex
+    secure = request.url.scheme == "https"
+    response.set_cookie(VISITOR_COOKIE, visitor, max_age=365 * 86400, httponly=True, samesite="lax", secure=secure)
+    window = int(d.playbook().referral_attribution_seconds)
+    response.set_cookie(REFERRAL_COOKIE, code, max_age=window, httponly=True, samesite="lax", secure=secure)
+    try:
+        await asyncio.to_thread(_count_click, request, code, customer.customer_id, visitor)
+    except SQLAlchemyError:
+        log.exception("could not record a referral click")
+    return response
+
+
+def _count_click(request: Request, code: str, customer_id: str, visitor: str) -> None:
+    now = _now()
+    digest = hashlib.sha256(visitor.encode()).hexdigest()[:32]
+    try:
+        with deps(request).sessions.begin() as session:
+            session.add(ReferralClick(code=code, customer_id=customer_id, visitor=digest, day=now.date().isoformat(),
+                                      clicked_at=now))  # fmt: skip
+    except IntegrityError:
+        pass  # this visitor already clicked this link today
+
+
+def _domain(email: str) -> str:
+    return email.rsplit("@", 1)[-1].lower()
+
+
+def _refusal(request: Request, advocate: Customer, referee: str, per_day: int) -> str | None:
+    own = (advocate.email or "").lower()
+    if referee == own:
+        return "self-referral: the referee is the advocate"
+    if own and _domain(referee) == _domain(own) and _domain(own) not in FREE_MAIL:
+        return f"self-referral: the referee works at the advocate's company ({_domain(own)})"
+    today = datetime.combine(_now().date(), datetime.min.time(), tzinfo=timezone.utc)
+    with deps(request).sessions() as session:
+        if session.scalar(select(Customer.customer_id).where(func.lower(Customer.email) == referee)):
+            return "the referee is already a customer"
+        if session.scalar(select(ReferralRow.id).where(func.lower(ReferralRow.referee_email) == referee)):
+            return "the referee has already been referred"
+        submitted = session.scalar(
+            select(func.count())
+            .select_from(Event)
+            .where(
+                Event.customer_id == advocate.customer_id,
+                Event.type == "referral_submitted",
+                Event.received_at >= today,
+            )
+        )
+    if (submitted or 0) >= per_day:
+        return f"more than {per_day} referrals per advocate per day"
+    return None
+
+
+def _advocate(request: Request, body: ReferralRequest) -> Customer | None:
+    code = body.code or request.cookies.get(REFERRAL_COOKIE)
+    with deps(request).sessions() as session:
+        if body.advocate_id:
+            return session.get(Customer, body.advocate_id)
+        if code:
+            customer = session.scalar(select(Customer).where(Customer.referral_code == code))
+            return customer if customer is not None and customer.referral_revoked_at is None else None
+    return None
+
+
+@router.post("/v1/referrals", response_model=ReferralResult, status_code=201, responses=REFUSED)
+async def submit_referral(body: ReferralRequest, request: Request) -> ReferralResult:
+    """A referral from a form or the advocate: checked, then submitted to the advocate's journey."""
+    d = deps(request)
+    auth.require(request, d.settings.api_write_keys, "write")
+    referee = body.referee_email.strip().lower()
+    if not EMAIL_RE.match(referee):
+        raise HTTPException(422, "referee_email: not an email address")
+    if not (body.code or body.advocate_id or request.cookies.get(REFERRAL_COOKIE)):
+        raise HTTPException(422, "code or advocate_id: one is required")
+    advocate = await asyncio.to_thread(_advocate, request, body)
+    if advocate is None:
+        raise HTTPException(404, "no active advocate with that code or id")
+    refusal = await asyncio.to_thread(_refusal, request, advocate, referee, d.playbook().referral_max_per_day)
+    if refusal:
+        raise HTTPException(422, f"referral refused: {refusal}")
+    try:
+        result = await handle(d.client, advocate.customer_id).execute_update(
+            AdvocacyJourney.submit_referral,
+            SubmitReferralInput(referee, body.referee_name, body.referee_company),
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise HTTPException(422, message) from None
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(404, f"advocate {advocate.customer_id!r} has no journey") from None
+        raise
+    await asyncio.to_thread(_remember_submission, request, advocate.customer_id, result.referral_id, referee)
+    return ReferralResult(referral_id=result.referral_id, status=result.status, advocate_id=advocate.customer_id)
+
+
+def _remember_submission(request: Request, advocate_id: str, referral_id: str, referee: str) -> None:
+    event = CustomerEvent(f"api-referral-{advocate_id}-{referral_id}", advocate_id, "referral_submitted",
+                          iso(_now()), {"referee_email": referee, "referral_id": referral_id})  # fmt: skip
+    try:
+        with deps(request).sessions.begin() as session:
+            record_events(session, [event])
+    except IntegrityError:
+        pass
+
+
+STAGES = {"opportunity": "opportunity", "won": "won", "lost": "lost", "refunded": "lost"}
+
+
+def _match_referral(request: Request, body: DealRequest) -> ReferralRow | None:
+    with deps(request).sessions() as session:
+        query = select(ReferralRow).order_by(ReferralRow.created_at.desc(), ReferralRow.id.desc())
+        if body.referral_id:
+            return session.scalar(query.where(ReferralRow.referral_id == body.referral_id))
+        if body.code:
+            advocate = session.scalar(select(Customer).where(Customer.referral_code == body.code))
+            if advocate is None:
+                return None
+            query = query.where(ReferralRow.customer_id == advocate.customer_id)
+        if body.referee_email:
+            query = query.where(func.lower(ReferralRow.referee_email) == body.referee_email.strip().lower())
+        elif not body.code:
+            return None
+        return session.scalar(query)
+
+
+def _record_deal(request: Request, body: DealRequest, stage: str, referral: ReferralRow) -> bool:
+    """Store the deal update; False when this deal and stage came before."""
+    try:
+        with deps(request).sessions.begin() as session:
+            session.add(CrmDeal(deal_id=body.deal_id, stage=stage, customer_id=referral.customer_id,
+                                referral_id=referral.referral_id,
+                                amount=Decimal(str(body.amount)) if body.amount is not None else None,
+                                currency=body.currency, received_at=_now()))  # fmt: skip
+        return True
+    except IntegrityError:
+        return False
+
+
+@router.post("/v1/crm/deals", response_model=DealResult, responses=REFUSED, tags=["crm"])
+async def crm_deal(body: DealRequest, request: Request) -> JSONResponse:
+    """A CRM deal created, won or lost, matched to a referral: it reaches the journey as referral_converted."""
+    d = deps(request)
+    auth.require(request, d.settings.api_write_keys, "write")
+    stage = STAGES.get(body.stage.strip().lower())
+    if stage is None:
+        raise HTTPException(422, f"stage: one of {', '.join(STAGES)}")
+    if body.amount is not None and not (0 <= body.amount < 1e12):
+        raise HTTPException(422, "amount: must be zero or more")
+    if not (body.referral_id or body.referee_email or body.code):
+        raise HTTPException(422, "referral_id, referee_email or code: one is required")
+    referral = await asyncio.to_thread(_match_referral, request, body)
+    if referral is None:
+        raise HTTPException(404, "no referral matches this deal")
+    fresh = await asyncio.to_thread(_record_deal, request, body, stage, referral)
+    event_id = f"deal-{body.deal_id}-{stage}"[:200]
+    data: dict[str, Any] = {
+        "referral_id": referral.referral_id,
+        "referee_email": referral.referee_email,
+        "stage": stage,
+    }
+    if body.amount is not None:
+        data["amount"] = body.amount
+    if body.currency:
+        data["currency"] = body.currency.upper()
+    raw = {"event_id": event_id, "customer_id": referral.customer_id, "type": "referral_converted",
+           "occurred_at": iso(_now()), "data": data}  # fmt: skip
+    outcome = await d.ingest.accept([Item(0, raw)])
+    if outcome.errors:
+        error = outcome.errors[0]
+        raise HTTPException(422, f"{error.field}: {error.message}")
+    result = DealResult(advocate_id=referral.customer_id, referral_id=referral.referral_id, event_id=event_id,
+                        duplicate=not fresh)  # fmt: skip
+    return JSONResponse(result.model_dump(), status_code=200)

@@ -1,0 +1,166 @@
+"""SendGrid's event webhook: verified, de-duplicated on our own keys, mapped back to journeys by custom_args.
+
+- bounce, dropped: the address is undeliverable; email asks stop (update `email_feedback`);
+- unsubscribe, group_unsubscribe, spamreport: the customer is opted out (an `unsubscribed` event);
+- delivered, open, click: recorded on the outbox row; a click on an ask's link is engagement.
+
+With `SENDGRID_WEBHOOK_PUBLIC_KEY` set, every post must carry SendGrid's ECDSA
+signature over timestamp + body (checked with the sendgrid package's helper),
+be fresh (5 minutes), and not be a replay; without it, a write key is required.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
+
+from api import auth
+from api.app import Deps, deps
+from api.ingest import Item
+from api.schemas import Problem, WebhookResult
+from journeys import handle
+from storage.models import Message, WebhookEvent, WebhookReceipt
+from workflows.events import iso
+from workflows.journey import AdvocacyJourney
+from workflows.model import EmailFeedbackInput
+
+log = logging.getLogger("advocacy.api")
+router = APIRouter(tags=["webhooks"])
+MAX_AGE_SECONDS = 300
+MAX_BODY = 5 * 1024 * 1024
+UNDELIVERABLE = {"bounce", "dropped"}
+OPT_OUT = {"unsubscribe", "group_unsubscribe", "spamreport"}
+ON_ROW = {"delivered": "delivered_at", "open": "opened_at", "click": "clicked_at", "bounce": "bounced_at",
+          "dropped": "bounced_at"}  # fmt: skip
+
+
+def _verify(request: Request, d: Deps, body: bytes) -> None:
+    signature = request.headers.get(EventWebhookHeader.SIGNATURE)
+    timestamp = request.headers.get(EventWebhookHeader.TIMESTAMP)
+    if not signature or not timestamp:
+        raise HTTPException(401, "unsigned: SendGrid's signature and timestamp headers are required")
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_AGE_SECONDS:
+        raise HTTPException(401, "stale or invalid timestamp")
+    try:
+        verifier = EventWebhook()
+        key = verifier.convert_public_key_to_ecdsa(d.settings.sendgrid_webhook_public_key)
+        valid = verifier.verify_signature(body.decode("utf-8"), signature, timestamp, key)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        valid = False
+    if not valid:
+        raise HTTPException(401, "signature does not verify")
+
+
+def _first_time(d: Deps, signature: str) -> bool:
+    try:
+        with d.sessions.begin() as session:
+            session.add(WebhookReceipt(signature_hash=hashlib.sha256(signature.encode()).hexdigest(),
+                                       received_at=datetime.now(timezone.utc)))  # fmt: skip
+        return True
+    except IntegrityError:
+        return False
+
+
+def dedupe_key(event: dict[str, Any]) -> str:
+    # Our own fields: SendGrid's sg_event_id can change when it retries the same event.
+    parts = [event.get(k) for k in ("idempotency_key", "event", "timestamp", "url", "email", "sg_message_id")]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def _store(d: Deps, event: dict[str, Any], key: str) -> bool:
+    """Store the event once and update its outbox row; False for a duplicate."""
+    kind = str(event.get("event", ""))[:32]
+    at = datetime.fromtimestamp(float(event["timestamp"]), timezone.utc) if _number(event.get("timestamp")) else None
+    try:
+        with d.sessions.begin() as session:
+            session.add(WebhookEvent(dedupe_key=key, event=kind, idempotency_key=_text(event.get("idempotency_key")),
+                                     customer_id=_text(event.get("customer_id")), received_at=datetime.now(timezone.utc),
+                                     payload=event))  # fmt: skip
+            row = None
+            if event.get("idempotency_key"):
+                row = session.scalar(select(Message).where(Message.idempotency_key == str(event["idempotency_key"])))
+            if row is not None:
+                row.last_event = kind
+                column = ON_ROW.get(kind)
+                if column and getattr(row, column) is None:
+                    setattr(row, column, at or datetime.now(timezone.utc))
+        return True
+    except IntegrityError:
+        return False
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _text(value: Any) -> str | None:
+    return str(value)[:255] if value not in (None, "") else None
+
+
+@router.post("/v1/webhooks/sendgrid", response_model=WebhookResult,
+             responses={400: {"model": Problem}, 401: {"model": Problem}, 413: {"model": Problem}})  # fmt: skip
+async def sendgrid_events(request: Request) -> WebhookResult:
+    d = deps(request)
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise HTTPException(413, "request too large")
+    if d.settings.sendgrid_webhook_public_key:
+        _verify(request, d, body)
+        signature = request.headers.get(EventWebhookHeader.SIGNATURE, "")
+        if not await asyncio.to_thread(_first_time, d, signature):
+            raise HTTPException(401, "replayed: this signed post was already received")
+    else:
+        auth.require(request, d.settings.api_write_keys, "write")
+    try:
+        events = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, "body: not valid JSON") from None
+    if not isinstance(events, list):
+        raise HTTPException(400, "body: expected a JSON list of events")
+    result = WebhookResult(accepted=0, duplicates=0, ignored=0)
+    for event in events:
+        if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+            result.ignored += 1
+            continue
+        if not await asyncio.to_thread(_store, d, event, dedupe_key(event)):
+            result.duplicates += 1
+            continue
+        result.accepted += 1
+        await _to_journey(d, event)
+    return result
+
+
+async def _to_journey(d: Deps, event: dict[str, Any]) -> None:
+    kind, customer = event["event"], _text(event.get("customer_id"))
+    if customer is None:
+        return  # not one of ours (no custom_args)
+    ask_id = _text(event.get("ask_id"))
+    try:
+        if kind in UNDELIVERABLE:
+            reason = str(event.get("reason") or event.get("type") or kind)[:200]
+            await _feedback(d, customer, EmailFeedbackInput("undeliverable", ask_id, f"{kind}: {reason}"))
+        elif kind in OPT_OUT:
+            raw = {"event_id": f"sendgrid-{dedupe_key(event)[:32]}", "customer_id": customer, "type": "unsubscribed",
+                   "occurred_at": iso(datetime.now(timezone.utc)), "data": {"reason": f"SendGrid {kind}"}}  # fmt: skip
+            await d.ingest.accept([Item(0, raw)])
+        elif kind == "click" and ask_id and "utm_source=advocacy" in str(event.get("url", "")):
+            await _feedback(d, customer, EmailFeedbackInput("click", ask_id))
+    except (RPCError, WorkflowUpdateFailedError) as err:
+        # A journey that ended or never existed: the event is stored; nothing more to do.
+        log.warning("webhook event %s for %s not applied to a journey: %s", kind, customer, err)
+
+
+async def _feedback(d: Deps, customer_id: str, feedback: EmailFeedbackInput) -> None:
+    await handle(d.client, customer_id).execute_update(AdvocacyJourney.email_feedback, feedback)

@@ -1,0 +1,363 @@
+"""The HTTP API end to end: a real server, real journeys (time-skipping server), real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import segment.analytics as segment
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select
+from temporalio.testing import WorkflowEnvironment
+
+from activities.links import unsubscribe_token
+from storage.db import make_engine, make_sessionmaker
+from storage.models import Customer, Event, Message, ReferralClick, ReferralRow
+from tests.api_stack import READ_KEY, WRITE_KEY, ApiStack
+from workflows.events import iso
+
+WRITE = {"Authorization": f"Bearer {WRITE_KEY}"}
+READ = {"Authorization": f"Bearer {READ_KEY}"}
+
+
+@pytest.fixture
+async def api(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[ApiStack]:
+    stack = ApiStack(env.client.service_client.config.target_host, tmp_path, f"api-{uuid.uuid4().hex[:8]}")
+    await asyncio.to_thread(stack.start)
+    yield stack
+    await asyncio.to_thread(stack.stop)
+
+
+@pytest.fixture
+async def http(api: ApiStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+        yield client
+
+
+def _event(customer: str, type: str, data: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    return {"event_id": event_id or uuid.uuid4().hex, "customer_id": customer, "type": type,
+            "occurred_at": iso(datetime.now(timezone.utc)), "data": data}  # fmt: skip
+
+
+def _profile(customer: str, email: str | None = None) -> dict[str, Any]:
+    return _event(customer, "customer_profile", {"email": email or f"{customer}@{customer}.example", "name": "Ada Lovelace",
+                                                 "company": "Analytical", "segment": "enterprise"})  # fmt: skip
+
+
+async def _eventually(check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.2)
+
+
+def _rows(api: ApiStack, model: Any, *where: Any) -> list[Any]:
+    engine = make_engine(api.db_url)
+    with make_sessionmaker(engine)() as session:
+        rows = list(session.scalars(select(model).where(*where)))
+    engine.dispose()
+    return rows
+
+
+async def test_every_endpoint_but_the_referral_link_needs_its_key(http: httpx.AsyncClient, api: ApiStack) -> None:
+    customer = f"auth-{uuid.uuid4().hex[:6]}"
+    body = _event(customer, "nps_response", {"score": 9})
+    for path, payload in (("/v1/events", body), ("/v1/track", {"messageId": "m", "userId": customer, "event": "x"}),
+                          ("/v1/identify", {"messageId": "m2", "userId": customer}), ("/v1/batch", {"batch": []}),
+                          ("/v1/referrals", {"referee_email": "a@b.example", "code": "X"}),
+                          ("/v1/crm/deals", {"deal_id": "d", "stage": "won", "code": "X"}),
+                          ("/v1/webhooks/sendgrid", [])):  # fmt: skip
+        for headers in ({}, {"Authorization": "Bearer wrong"}, READ):
+            answer = await http.post(path, json=payload, headers=headers)
+            assert answer.status_code == 401, (path, headers, answer.text)
+    assert (await http.get(f"/v1/journeys/{customer}")).status_code == 401
+    assert (await http.get(f"/v1/journeys/{customer}", headers=WRITE)).status_code == 401
+    assert _rows(api, Event, Event.customer_id == customer) == []  # nothing applied
+
+
+async def test_contract_events_single_and_list_with_a_bad_item(
+    http: httpx.AsyncClient, api: ApiStack, env: WorkflowEnvironment
+) -> None:
+    customer = f"ev-{uuid.uuid4().hex[:6]}"
+    profile = _profile(customer)
+    answer = await http.post("/v1/events", json=profile, headers=WRITE)
+    assert answer.status_code == 200 and answer.json()["accepted"] == 1
+    batch = [_event(customer, "nps_response", {"score": 10}), _event(customer, "nps_response", {"score": 11}),
+             _event(customer, "usage_milestone", {"milestone": "100 projects"})]  # fmt: skip
+    answer = await http.post("/v1/events", json=batch, headers=WRITE)
+    assert answer.status_code == 200
+    assert answer.json() == {"success": False, "accepted": 2, "recorded_only": 0,
+                             "errors": [{"index": 1, "field": "data.score", "message": "must be between 0 and 10"}]}  # fmt: skip
+    again = await http.post("/v1/events", json=batch, headers=WRITE)  # a retry is harmless
+    assert again.json()["accepted"] == 2
+    state = await _eventually(lambda: _state_with(http, customer, lambda s: s["events_applied"] == 3))
+    assert state["last_nps"] == 10 and state["stage"] in ("qualified", "engaged")
+    assert len(_rows(api, Event, Event.customer_id == customer)) == 3
+    invalid = await http.post("/v1/events", json=[{"event_id": "x"}], headers=WRITE)
+    assert invalid.status_code == 400 and invalid.json()["errors"][0]["field"] == "customer_id"
+    assert (await http.get("/v1/journeys/nobody-here", headers=READ)).status_code == 404
+
+
+async def _state_with(http: httpx.AsyncClient, customer: str, predicate: Any) -> dict[str, Any] | None:
+    answer = await http.get(f"/v1/journeys/{customer}", headers=READ)
+    if answer.status_code != 200:
+        return None
+    state: dict[str, Any] = answer.json()
+    return state if predicate(state) else None
+
+
+def _segment_client(api: ApiStack) -> Any:
+    # Queued and sent as one batch on flush, as the client does in production.
+    return segment.Client(write_key=WRITE_KEY, host=api.url, max_retries=0, upload_interval=5, upload_size=100)
+
+
+async def test_the_official_segment_client_starts_and_advances_journeys(http: httpx.AsyncClient, api: ApiStack) -> None:
+    customer = f"seg-{uuid.uuid4().hex[:6]}"
+    client = _segment_client(api)
+
+    def send() -> None:
+        client.identify(customer, {"email": f"{customer}@grace.example", "firstName": "Grace", "lastName": "Hopper",
+                                   "company": {"name": "Navy"}, "segment": "enterprise"})  # fmt: skip
+        client.track(customer, "NPS Survey Submitted", {"score": 10, "comment": "love it"})
+        client.track(customer, "Viewed Pricing Page", {"plan": "pro"})  # unmapped: recorded only
+        client.track(customer, "NPS Survey Submitted", {"score": 11})  # invalid: reported, not applied
+        client.track(customer, "Milestone Reached", {"milestone": "first dashboard"})
+        client.flush()
+        client.shutdown()
+
+    await asyncio.to_thread(send)
+    state = await _eventually(lambda: _state_with(http, customer, lambda s: s["events_applied"] == 3))
+    assert (
+        state["last_nps"] == 10 and state["profile"]["name"] == "Grace Hopper" and state["profile"]["company"] == "Navy"
+    )
+    rows = {e.type: e for e in _rows(api, Event, Event.customer_id == customer)}
+    assert set(rows) == {"customer_profile", "nps_response", "usage_milestone", "segment.track"}
+    assert rows["segment.track"].data["event"] == "Viewed Pricing Page"
+    # The batch answer names the bad item by its index and field.
+    batch = {"batch": [
+        {"type": "track", "messageId": uuid.uuid4().hex, "userId": customer, "event": "CSAT Survey Submitted", "properties": {"score": 5}},
+        {"type": "track", "messageId": uuid.uuid4().hex, "userId": customer, "event": "CSAT Survey Submitted", "properties": {"score": 9}},
+        {"type": "track", "userId": customer, "event": "CSAT Survey Submitted"},
+    ]}  # fmt: skip
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()}
+    answer = await http.post("/v1/batch", json=batch, headers=auth)
+    assert answer.status_code == 200
+    assert [(e["index"], e["field"]) for e in answer.json()["errors"]] == [(1, "data.score"), (2, "messageId")]
+
+
+async def test_segment_size_limits(http: httpx.AsyncClient) -> None:
+    big = {"messageId": "big", "userId": "u", "event": "NPS Survey Submitted", "properties": {"blob": "x" * 40_000}}
+    answer = await http.post("/v1/track", json=big, headers=WRITE)
+    assert answer.status_code == 400 and "32 KB" in answer.json()["errors"][0]["message"]
+    huge = {"batch": [{**big, "messageId": str(i), "properties": {"blob": "x" * 30_000}} for i in range(20)]}
+    assert (await http.post("/v1/batch", json=huge, headers=WRITE)).status_code == 413
+
+
+async def test_one_click_unsubscribe(http: httpx.AsyncClient, api: ApiStack) -> None:
+    customer, other = f"un-{uuid.uuid4().hex[:6]}", f"un-{uuid.uuid4().hex[:6]}"
+    for c in (customer, other):
+        assert (await http.post("/v1/events", json=_profile(c), headers=WRITE)).status_code == 200
+    token = unsubscribe_token(customer)
+    page = await http.get(f"/u/{token}")
+    assert page.status_code == 200 and '<form method="post"' in page.text and customer not in page.text
+    for _ in range(2):  # idempotent
+        done = await http.post(f"/u/{token}", content="List-Unsubscribe=One-Click",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        assert done.status_code == 200 and "unsubscribed" in done.text
+    state = await _eventually(lambda: _state_with(http, customer, lambda s: s["opted_out"]))
+    assert state["stage"] == "opted_out"
+    _, day, signature = token.split(".")
+    forged = base64.urlsafe_b64encode(other.encode()).decode().rstrip("=") + f".{day}.{signature}"
+    tampered = token[:-1] + ("0" if token[-1] != "0" else "1")
+    expired = unsubscribe_token(other, issued_day=int(day) - 400)
+    for bad in (forged, tampered, expired, "garbage", "a.b.c"):
+        for method in ("GET", "POST"):
+            answer = await http.request(method, f"/u/{bad}")
+            assert answer.status_code == 400 and "Traceback" not in answer.text and "<h1" in answer.text
+    assert "expired" in (await http.get(f"/u/{expired}")).text
+    assert not (await _state_with(http, other, lambda s: True) or {}).get("opted_out")
+
+
+def _keypair() -> tuple[ec.EllipticCurvePrivateKey, str]:
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, base64.b64encode(public).decode()
+
+
+def _signed(private: ec.EllipticCurvePrivateKey, body: str, timestamp: int | None = None) -> dict[str, str]:
+    ts = str(timestamp if timestamp is not None else int(time.time()))
+    signature = private.sign((ts + body).encode(), ec.ECDSA(hashes.SHA256()))
+    return {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": ts, "Content-Type": "application/json"}  # fmt: skip
+
+
+async def test_signed_sendgrid_webhook(env: WorkflowEnvironment, tmp_path: Path) -> None:
+    private, public = _keypair()
+    stack = ApiStack(env.client.service_client.config.target_host, tmp_path, f"wh-{uuid.uuid4().hex[:8]}",
+                     sendgrid_webhook_public_key=public)  # fmt: skip
+    await asyncio.to_thread(stack.start)
+    try:
+        async with httpx.AsyncClient(base_url=stack.url, timeout=30) as http:
+            await _webhook_story(http, stack, private, env)
+    finally:
+        await asyncio.to_thread(stack.stop)
+
+
+async def _webhook_story(
+    http: httpx.AsyncClient, stack: ApiStack, private: ec.EllipticCurvePrivateKey, env: WorkflowEnvironment
+) -> None:
+    clicker, bouncer, spammer = (f"{k}-{uuid.uuid4().hex[:6]}" for k in ("clk", "bnc", "spm"))
+    for c in (clicker, bouncer, spammer):
+        await http.post("/v1/events", json=[_profile(c), _event(c, "nps_response", {"score": 10})], headers=WRITE)
+    await env.sleep(timedelta(days=3))  # the asks wait for business hours
+    for c in (clicker, bouncer, spammer):
+        await _eventually(
+            lambda c=c: _state_with(http, c, lambda s: s["asks"] and s["asks"][0]["status"] == "sent"), 60
+        )
+    now = int(time.time())
+
+    def ours(c: str, event: str, **extra: Any) -> dict[str, Any]:
+        return {"event": event, "email": f"{c}@{c}.example", "timestamp": now, "sg_event_id": uuid.uuid4().hex,
+                "sg_message_id": f"m-{c}", "idempotency_key": f"{c}:review-1:invite", "customer_id": c,
+                "ask_id": "review-1", "program": "review", **extra}  # fmt: skip
+
+    events = [ours(clicker, "delivered"), ours(clicker, "click", url="https://x.example/story?utm_source=advocacy&utm_campaign=review"),
+              ours(bouncer, "bounce", reason="550 mailbox unavailable"), ours(spammer, "spamreport"),
+              {"event": "processed", "email": "someone@else.example", "timestamp": now}]  # fmt: skip
+    body = json.dumps(events)
+    answer = await http.post("/v1/webhooks/sendgrid", content=body, headers=_signed(private, body))
+    assert answer.status_code == 200 and answer.json() == {"accepted": 5, "duplicates": 0, "ignored": 0}
+    # Replayed, forged, unsigned and stale posts are refused.
+    replay_headers = _signed(private, body)
+    assert (await http.post("/v1/webhooks/sendgrid", content=body, headers=replay_headers)).status_code == 200
+    assert (await http.post("/v1/webhooks/sendgrid", content=body, headers=replay_headers)).status_code == 401
+    forger, _ = _keypair()
+    assert (await http.post("/v1/webhooks/sendgrid", content=body, headers=_signed(forger, body))).status_code == 401
+    assert (
+        await http.post("/v1/webhooks/sendgrid", content=body, headers={"Content-Type": "application/json"})
+    ).status_code == 401
+    assert (
+        await http.post("/v1/webhooks/sendgrid", content=body, headers=_signed(private, body, now - 3600))
+    ).status_code == 401
+    tampered = body.replace("spamreport", "delivered")
+    assert (
+        await http.post("/v1/webhooks/sendgrid", content=tampered, headers=_signed(private, body))
+    ).status_code == 401
+    # SendGrid resending the same events (new sg_event_id) is recognised by our keys.
+    resent = json.dumps([{**e, "sg_event_id": uuid.uuid4().hex} for e in events])
+    again = await http.post("/v1/webhooks/sendgrid", content=resent, headers=_signed(private, resent))
+    assert again.json() == {"accepted": 0, "duplicates": 5, "ignored": 0}
+
+    clicked = await _eventually(lambda: _state_with(http, clicker, lambda s: s["asks"][0].get("clicked_at")))
+    assert any(sig["event_type"] == "email_click" for sig in clicked["signals"])
+    bounced = await _eventually(lambda: _state_with(http, bouncer, lambda s: s["email_undeliverable"]))
+    assert "550 mailbox unavailable" in bounced["email_undeliverable"] and bounced["asks"][0]["status"] == "cancelled"
+    opted = await _eventually(lambda: _state_with(http, spammer, lambda s: s["opted_out"]))
+    assert opted["stage"] == "opted_out"
+    (row,) = _rows(stack, Message, Message.customer_id == clicker, Message.template == "ask_review")
+    assert row.delivered_at is not None and row.clicked_at is not None and row.last_event == "click"
+
+
+async def test_referral_link_to_reward_the_whole_attribution_chain(
+    http: httpx.AsyncClient, api: ApiStack, env: WorkflowEnvironment
+) -> None:
+    advocate = f"adv-{uuid.uuid4().hex[:6]}"
+    await http.post("/v1/events", json=[_profile(advocate, f"{advocate}@analytical.example"),
+                                        _event(advocate, "nps_response", {"score": 10})], headers=WRITE)  # fmt: skip
+    state = await _eventually(
+        lambda: _state_with(http, advocate, lambda s: s["referral_code"] and s["events_applied"] == 2)
+    )
+    code = state["referral_code"]
+    await _eventually(lambda: _async(_rows(api, Customer, Customer.referral_code == code)))
+
+    # The link: counted once per visitor per day, attribution cookie, 302 with UTM and the code.
+    click = await http.get(f"/r/{code}")
+    assert click.status_code == 302
+    location = click.headers["location"]
+    assert location.startswith("https://example.com/welcome?") and f"ref={code}" in location
+    assert all(p in location for p in ("utm_source=advocacy", "utm_medium=referral", "utm_campaign=referral"))
+    assert "adv_ref" in click.cookies and "adv_vid" in click.cookies
+    await http.get(f"/r/{code}")  # same visitor (cookie kept by the client), same day
+    assert len(_rows(api, ReferralClick, ReferralClick.code == code)) == 1
+    unknown = await http.get("/r/NOSUCHCODE", cookies={})
+    assert unknown.status_code == 302 and "ref=" not in unknown.headers["location"]
+
+    # Refusals, with reasons.
+    for email, reason in ((f"{advocate}@analytical.example", "self-referral"), ("boss@analytical.example", "advocate's company"),
+                          (f"{advocate}@analytical.example".upper(), "self-referral")):  # fmt: skip
+        answer = await http.post("/v1/referrals", json={"referee_email": email, "code": code}, headers=WRITE)
+        assert answer.status_code == 422 and reason in answer.json()["detail"], answer.text
+    # The referral, from the landing page's form: the attribution cookie names the advocate.
+    answer = await http.post(
+        "/v1/referrals", json={"referee_email": "Pat@Prospect.example", "referee_name": "Pat"}, headers=WRITE
+    )
+    assert answer.status_code == 201, answer.text
+    referral_id = answer.json()["referral_id"]
+    twice = await http.post(
+        "/v1/referrals", json={"referee_email": "pat@prospect.example", "code": code}, headers=WRITE
+    )
+    assert twice.status_code == 422
+
+    rows = await _eventually(lambda: _async(_rows(api, ReferralRow, ReferralRow.referral_id == referral_id)))
+    assert rows[0].referee_email == "pat@prospect.example"
+    already = await http.post(
+        "/v1/referrals", json={"referee_email": "pat@prospect.example", "advocate_id": advocate}, headers=WRITE
+    )
+    assert already.status_code == 422 and "already been referred" in already.json()["detail"]
+
+    # The CRM: the deal is won (sent twice: one effect), the reward is pending through the hold, then approved.
+    deal = {
+        "deal_id": "D-1",
+        "stage": "won",
+        "amount": 12000,
+        "currency": "USD",
+        "referee_email": "pat@prospect.example",
+    }
+    first = await http.post("/v1/crm/deals", json=deal, headers=WRITE)
+    second = await http.post("/v1/crm/deals", json=deal, headers=WRITE)
+    assert first.status_code == 200 and first.json()["duplicate"] is False and second.json()["duplicate"] is True
+    assert (
+        await http.post("/v1/crm/deals", json={**deal, "referee_email": "nobody@x.example"}, headers=WRITE)
+    ).status_code == 404
+    state = await _eventually(
+        lambda: _state_with(http, advocate, lambda s: any(r["program"] == "referral" for r in s["rewards"]))
+    )
+    reward = next(r for r in state["rewards"] if r["program"] == "referral" and r["beneficiary"] == "advocate")
+    assert reward["status"] == "pending" and reward["amount"] == 360.0  # 3 % of 12,000 beats the $10 flat
+    assert state["referrals"][0]["status"] == "won"
+    await env.sleep(timedelta(days=31))
+    state = await _eventually(
+        lambda: _state_with(
+            http,
+            advocate,
+            lambda s: (
+                next(r for r in s["rewards"] if r["program"] == "referral" and r["beneficiary"] == "advocate")["status"]
+                != "pending"
+            ),
+        ),
+        60,
+    )
+    assert next(r for r in state["rewards"] if r["reward_id"] == reward["reward_id"])["status"] in (
+        "approved",
+        "issued",
+    )
+
+
+async def _async(value: Any) -> Any:
+    return value
