@@ -20,20 +20,22 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 from temporalio.client import Client
 
 from config import DEMO_PLAYBOOK, ROOT, Settings
 from converter import data_converter
-from journeys import JourneyEndedError, get_state, send_event
+from journeys import get_state
 from simulation import build_cohort, responses
 from storage.db import alembic_config, make_engine, make_sessionmaker
-from storage.event_log import record_events
 from worker import WorkerParts, build_worker
-from workflows.events import iso, parse_event
+from workflows.events import iso
 from workflows.journey import AdvocacyJourney
 from workflows.model import SEARCH_ATTRIBUTES, ChurnInput
 
@@ -78,7 +80,7 @@ def start_dev_server(address: str) -> subprocess.Popen[bytes] | None:
     return proc
 
 
-async def drive_cohort(client: Client, settings: Settings, size: int, prefix: str) -> list[str]:
+async def drive_cohort(client: Client, api: httpx.AsyncClient, settings: Settings, size: int, prefix: str) -> list[str]:
     rng = random.Random(11)
     cohort = build_cohort(size, prefix)
     by_id = {c.customer_id: c for c in cohort}
@@ -86,7 +88,6 @@ async def drive_cohort(client: Client, settings: Settings, size: int, prefix: st
         ((day, c.customer_id, kind, data) for c in cohort for day, kind, data in c.timeline), key=lambda e: e[0]
     )
     churn_at = {c.customer_id: 50.0 for c in cohort if c.persona == "churner"}
-    sessions = make_sessionmaker(make_engine(settings.database_url))
     started = time.monotonic()
     sent = refused = 0
     last_poll = -1.0
@@ -103,17 +104,13 @@ async def drive_cohort(client: Client, settings: Settings, size: int, prefix: st
                    "occurred_at": iso(datetime.now(timezone.utc)), "data": data}  # fmt: skip
             batch.append(raw)
         if batch:
-            with sessions.begin() as session:
-                record_events(session, [parse_event(r) for r in batch])
-            results = await asyncio.gather(
-                *(send_event(client, r, settings.task_queue) for r in batch), return_exceptions=True
-            )
-            for result in results:
-                if isinstance(result, JourneyEndedError):
-                    refused += 1
-                elif isinstance(result, BaseException):
-                    raise result
-            sent += len(batch)
+            # Through the HTTP API, as a backend system would send them.
+            answer = await api.post("/v1/events", json=batch)
+            if answer.status_code >= 500 or answer.status_code == 401:
+                raise SystemExit(f"the API answered {answer.status_code}: {answer.text}")
+            outcome = answer.json()
+            refused += sum("ended" in e["message"] for e in outcome["errors"])
+            sent += outcome["accepted"]
         for cid, at in list(churn_at.items()):
             if day >= at:
                 del churn_at[cid]
@@ -161,9 +158,42 @@ async def summarise(client: Client, settings: Settings, customer_ids: list[str])
     }
 
 
+@contextlib.asynccontextmanager
+async def serve_api(settings: Settings, client: Client) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API on PUBLIC_BASE_URL's port (where email links point), for the demo's events and for people."""
+    import uvicorn
+
+    from api.app import create_app
+
+    port = int(urlsplit(settings.public_base_url).port or 8000)
+    if _listening(f"127.0.0.1:{port}"):
+        raise SystemExit(f"port {port} is taken: set PUBLIC_BASE_URL=http://localhost:PORT to serve the API elsewhere")
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings, client), host="127.0.0.1", port=port, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            raise SystemExit(f"the HTTP API did not start on port {port}")
+        await asyncio.sleep(0.05)
+    headers = {"Authorization": f"Bearer {settings.api_write_keys[0]}"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/", headers=headers, timeout=60) as api:
+        try:
+            yield api
+        finally:
+            server.should_exit = True
+            await task
+
+
 async def run_demo(customers: int = 60, exit_after: bool = False) -> int:
     settings = Settings.from_env()
-    settings = replace(settings, playbook_path=Path(os.environ.get("PLAYBOOK_PATH", str(DEMO_PLAYBOOK))))
+    settings = replace(
+        settings,
+        playbook_path=Path(os.environ.get("PLAYBOOK_PATH", str(DEMO_PLAYBOOK))),
+        # Embedded defaults for a local demo only; production sets its own keys.
+        api_write_keys=settings.api_write_keys or ("demo-write-key",),
+        api_read_keys=settings.api_read_keys or ("demo-read-key",),
+    )
     print(f"Database: {settings.database_url}")
     migrate(settings.database_url)
     server = start_dev_server(settings.temporal_address)
@@ -177,9 +207,9 @@ async def run_demo(customers: int = 60, exit_after: bool = False) -> int:
             outbox_dir=settings.outbox_dir,
         )
         prefix = f"demo{time.strftime('%H%M%S')}"
-        async with build_worker(client, settings.task_queue, parts, settings):
+        async with build_worker(client, settings.task_queue, parts, settings), serve_api(settings, client) as api:
             print(f"Worker running on task queue {settings.task_queue!r} with {settings.playbook_path.name}")
-            ids = await drive_cohort(client, settings, customers, prefix)
+            ids = await drive_cohort(client, api, settings, customers, prefix)
             await asyncio.sleep(5)  # let the last answers and reward holds land
             summary = await summarise(client, settings, ids)
             print("\n=== Demo summary ===")
@@ -188,6 +218,9 @@ async def run_demo(customers: int = 60, exit_after: bool = False) -> int:
             print(f"\nWeb UI: http://{host}:{UI_PORT}/namespaces/{settings.temporal_namespace}/workflows"
                   f"?query=CustomerId+STARTS_WITH+%22{prefix}%22")  # fmt: skip
             print(f"Emails a person can open: {settings.outbox_dir}")
+            print(
+                f"HTTP API: {api.base_url} (OpenAPI docs at {api.base_url}docs; write key {settings.api_write_keys[0]})"
+            )
             print(f"Try: python starter.py state {ids[0]}")
             if not exit_after:
                 print("\nServer, worker and UI keep running. Ctrl-C to stop.")

@@ -295,7 +295,7 @@ async def test_referral_link_to_reward_the_whole_attribution_chain(
     assert "adv_ref" in click.cookies and "adv_vid" in click.cookies
     await http.get(f"/r/{code}")  # same visitor (cookie kept by the client), same day
     assert len(_rows(api, ReferralClick, ReferralClick.code == code)) == 1
-    unknown = await http.get("/r/NOSUCHCODE", cookies={})
+    unknown = await http.get("/r/NOSUCHCODE")
     assert unknown.status_code == 302 and "ref=" not in unknown.headers["location"]
 
     # Refusals, with reasons.
