@@ -25,6 +25,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/api.py
 
 migrate: $(STAMP)
 	$(BIN)/alembic upgrade head
