@@ -11,6 +11,8 @@ python starter.py replay FILE [FILE ...]
 python starter.py report
 python starter.py demo [--exit] [--customers N]
 python starter.py api [--host H] [--port P]           # the HTTP API
+python starter.py codec-server [--port 8888]          # the Web UI's decoder for encrypted payloads
+python starter.py forget CUSTOMER_ID                  # right to erasure
 python starter.py templates list | preview NAME [--locale L] [--data FILE] [--customer ID] [--out DIR] [--png] | check
 """
 
@@ -44,10 +46,12 @@ def load_events(source: str) -> list[dict[str, Any]]:
     """Events from a JSON string, a .json/.jsonl file or '-' (stdin); all validated before any is sent."""
     if source == "-":
         text, name = sys.stdin.read(), "stdin"
+    elif source.lstrip().startswith(("{", "[")):
+        text, name = source, "argument"  # JSON itself (a long one is not a valid file name)
     elif Path(source).is_file():
         text, name = Path(source).read_text(encoding="utf-8"), source
     else:
-        text, name = source, "argument"
+        raise EventError("event", f"{source}: no such file, and not JSON")
     stripped = text.strip()
     raws: list[Any] = []
     if stripped.startswith("[") or (stripped.startswith("{") and "\n{" not in stripped):
@@ -221,6 +225,39 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from codec import EncryptionKeyError, codec_from_env
+    from codec_server import create_codec_app
+
+    try:
+        codec = codec_from_env()
+    except EncryptionKeyError as err:
+        return _fail(str(err))
+    if codec is None:
+        return _fail("set PAYLOAD_ENCRYPTION_KEY: the codec server decodes with the keys you hold")
+    app = create_codec_app(codec, args.ui_origin)
+    await uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info")).serve()
+    return 0
+
+
+async def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    from erasure import end_journey, erase_rows
+    from storage.db import make_engine, make_sessionmaker
+
+    client = await _connect(settings)
+    workflow = await end_journey(client, args.customer_id)
+    engine = make_engine(settings.database_url)
+    try:
+        report = erase_rows(make_sessionmaker(engine), args.customer_id, settings.outbox_dir)
+    finally:
+        engine.dispose()
+    report.workflow = workflow
+    print(json.dumps(report.as_dict(), indent=2))
+    return 0
+
+
 async def cmd_templates(args: argparse.Namespace, settings: Settings) -> int:
     return template_commands.run(args, settings)
 
@@ -255,6 +292,12 @@ def parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
+    codec = sub.add_parser("codec-server", help="the Web UI's codec endpoint for encrypted payloads")
+    codec.add_argument("--host", default="127.0.0.1")
+    codec.add_argument("--port", type=int, default=8888)
+    codec.add_argument("--ui-origin", action="append", default=["http://localhost:8233", "http://localhost:8080"])
+    forget = sub.add_parser("forget", help="right to erasure: end the journey, delete or anonymise all PII")
+    forget.add_argument("customer_id")
     template_commands.add_parser(sub)
     return p
 
@@ -274,6 +317,8 @@ COMMANDS = {
     "demo": cmd_demo,
     "templates": cmd_templates,
     "api": cmd_api,
+    "codec-server": cmd_codec_server,
+    "forget": cmd_forget,
 }
 
 

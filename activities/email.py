@@ -67,6 +67,10 @@ class EmailProvider(Protocol):
         ...
 
 
+def outbox_file_name(idempotency_key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", idempotency_key)[:120] + ".eml"
+
+
 class LocalProvider:
     """Writes each message as an .eml file a person can open, plus one line per delivery."""
 
@@ -89,8 +93,7 @@ class LocalProvider:
             mime[header] = value
         mime.set_content(message.text)
         mime.add_alternative(message.html, subtype="html")
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", message.idempotency_key)[:120]
-        path = self.directory / f"{slug}.eml"
+        path = self.directory / outbox_file_name(message.idempotency_key)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(bytes(mime))
         os.replace(tmp, path)  # same key, same file: a repeated delivery overwrites, never duplicates

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from config import DEMO_PLAYBOOK, ROOT
@@ -210,3 +211,53 @@ async def test_sendgrid_send_survives_a_worker_kill_exactly_once(stack: Stack, f
             fake.accepted[0]["_message_id"],
         )
         assert row.attempts == (2 if fault == "crash-before-send" else 1)
+
+
+async def test_forget_from_the_command_line(stack: Stack) -> None:
+    from tests.test_erasure import everything_in
+
+    stack.worker()
+    customer = f"gdpr-{uuid.uuid4().hex[:8]}"
+    email, name = f"{customer}@secret.example", "Hedy Lamarr"
+    for type, data in (("customer_profile", {"email": email, "name": name, "company": "Frequency Hopping", "segment": "enterprise"}),
+                       ("nps_response", {"score": 10, "comment": "a private remark"})):  # fmt: skip
+        sent = stack.cli("send-event", stack.event(customer, type, data))
+        assert sent.returncode == 0, sent.stderr
+
+    async def asked() -> bool:
+        state = await get_state(stack.client, customer)
+        return bool(state.asks) and state.asks[0].status == "sent"
+
+    await _eventually(asked, timeout=90)
+    assert (
+        stack.cli("send-event", stack.event(customer, "review_submitted", {"site": "g2", "rating": 5})).returncode == 0
+    )
+
+    async def rewarded() -> bool:
+        return bool((await get_state(stack.client, customer)).rewards)
+
+    await _eventually(rewarded, timeout=60)
+    engine = make_engine(stack.db_url)
+    sessions = make_sessionmaker(engine)
+    assert email in everything_in(sessions)
+    done = stack.cli("forget", customer)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["workflow"].startswith("ended") and report["rows"]["customers"] == 1
+    text = everything_in(sessions)
+    for secret in (customer, email, name, "Frequency Hopping", "a private remark"):
+        assert secret not in text, secret
+    for path in (stack.tmp / "outbox").iterdir():
+        assert email not in path.read_text(errors="replace"), path
+
+    async def deleted() -> bool:  # the server deletes the history asynchronously
+        try:
+            await stack.client.get_workflow_handle(f"advocacy-{customer}").describe()
+        except RPCError as err:
+            return err.status == RPCStatusCode.NOT_FOUND
+        return False
+
+    await _eventually(deleted, timeout=60)
+    again = json.loads(stack.cli("forget", customer).stdout)
+    assert again["workflow"] == "not found" and again["rows"] == {}
+    engine.dispose()

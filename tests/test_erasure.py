@@ -1,0 +1,68 @@
+"""The right to erasure: after `forget`, no PII of the customer remains, the ledger keeps its amounts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import String, Text, select
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.sqltypes import JSON
+
+from erasure import anonymous_id, erase_rows
+from storage.models import Base, RewardRow
+from tests.conftest import Harness
+from tests.outbox import ledger
+
+
+def everything_in(sessions: sessionmaker[Session]) -> str:
+    """Every text and JSON value in every table, as one string to search."""
+    values: list[Any] = []
+    with sessions() as session:
+        for table in Base.metadata.sorted_tables:
+            columns = [c for c in table.columns if isinstance(c.type, String | Text | JSON)]
+            for row in session.execute(select(*columns)):
+                values += list(row)
+    return json.dumps(values, default=str)
+
+
+async def test_erasing_rows_leaves_no_pii_and_keeps_the_ledger(harness: Harness) -> None:
+    """The database side (the time-skipping server cannot delete histories: the CLI test on the dev server does)."""
+    h, c = harness, harness.cid("forget")
+    email, name, company = f"{c}@acme-{c}.test", "Ada Lovelace", "Analytical Engines"
+    await h.profile(c, name=name, company=company, segment="enterprise")
+    await h.send(c, "nps_response", {"score": 10, "comment": "Ada's private opinion"})
+    await h.sleep(days=3)
+    await h.send(c, "review_submitted", {"site": "g2", "rating": 5})
+    await h.sleep(hours=1)
+    await h.send(c, "referral_submitted", {"referee_email": "grace@hopper.test", "referee_name": "Grace"})
+    await h.sleep(hours=1)
+    before = ledger(h.sessions, c)
+    assert before and (h.outbox / "deliveries.jsonl").exists()
+    everything = everything_in(h.sessions)
+    assert email in everything and name in everything and c in everything  # the test can see PII when it is there
+
+    await h.client.get_workflow_handle(f"advocacy-{c}").terminate(reason="right to erasure")
+    report = erase_rows(h.sessions, c, h.outbox)
+    assert report.rows["customers"] == 1 and report.files_removed >= 3
+
+    everything = everything_in(h.sessions)
+    for secret in (c, email, name, company, "Ada's private opinion"):
+        assert secret not in everything, secret
+    for path in h.outbox.iterdir():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert c not in text and email not in text, path
+    with h.sessions() as session:
+        after = session.scalars(select(RewardRow).where(RewardRow.customer_id == anonymous_id(c))).all()
+        assert sorted((r.reward_id, r.amount, r.status) for r in after) == sorted(
+            (r.reward_id, r.amount, r.status) for r in before
+        )
+    # Idempotent: a second run finds nothing left to do.
+    again = erase_rows(h.sessions, c, h.outbox)
+    assert again.rows == {} and again.files_removed == 0
+
+
+def test_forget_on_an_unknown_customer_is_harmless(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    report = erase_rows(sessions, "nobody", tmp_path)
+    assert report.rows == {} and report.anonymous_id == anonymous_id("nobody")
