@@ -220,7 +220,11 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
     if not settings.api_write_keys or not settings.api_read_keys:
         return _fail("set API_WRITE_KEYS and API_READ_KEYS (comma-separated keys) before serving the API")
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="info"))
+    from telemetry import configure_logging
+
+    configure_logging()
+    config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="info", log_config=None)
+    server = uvicorn.Server(config)
     await server.serve()
     return 0
 

@@ -29,6 +29,7 @@ from config import Settings
 from converter import data_converter
 from entrypoint import exit_now
 from storage.db import make_engine, make_sessionmaker
+from telemetry import configure_logging, runtime_from_env
 from workflows.journey import AdvocacyJourney
 
 
@@ -75,13 +76,17 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts, settings: 
 
 
 async def connect(settings: Settings) -> Client:
+    runtime = runtime_from_env()
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=data_converter()
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(),
+        runtime=runtime,
     )
 
 
 async def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     settings = Settings.from_env()
     client = await connect(settings)
     parts = WorkerParts(

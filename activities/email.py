@@ -138,6 +138,10 @@ def template_variables(input: SendEmailInput, company: Company) -> dict[str, Any
     }
 
 
+def _count(name: str, description: str, **attributes: str) -> None:
+    activity.metric_meter().create_counter(name, description).add(1, attributes)
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -189,7 +193,7 @@ class EmailActivities:
             assert sending is not None
             sending.status, sending.attempts = "sending", sending.attempts + 1
         _fault("crash-before-send")
-        provider_id = self.provider.send(
+        provider_id = self._send(
             OutgoingEmail(
                 idempotency_key=input.idempotency_key,
                 to_email=row.to_email,
@@ -205,6 +209,7 @@ class EmailActivities:
                 template_data=variables if row.provider_template_id else {},
             )
         )
+        _count("advocacy_emails_sent", "emails sent", template=input.template)
         _fault("crash-before-mark")
         sent_at = _now()
         with self.sessions.begin() as session:
@@ -215,6 +220,14 @@ class EmailActivities:
                 self._mark_ask(session, input, sent_at)
         _fault("crash-after-send")
         return SendEmailResult(str(row.id), provider_id, _iso(sent_at))
+
+    def _send(self, message: OutgoingEmail) -> str:
+        try:
+            return self.provider.send(message)
+        except ApplicationError as err:
+            if err.non_retryable:
+                _count("advocacy_email_send_failures", "sends that failed for good", reason=err.type or "error")
+            raise
 
     def _write_outbox(self, input: SendEmailInput, variables: dict[str, Any]) -> Message:
         dynamic = self._dynamic_template(input.template, input.locale)
@@ -232,6 +245,7 @@ class EmailActivities:
                 rendered = self.renderer.render(input.template, input.locale, variables)
             except TemplateFailure as err:
                 # A broken template will not fix itself on retry: fail this step, visibly; the journey goes on.
+                _count("advocacy_template_render_errors", "templates that failed to render", template=input.template)
                 raise ApplicationError(
                     f"template {input.template!r}: {err}", type="TemplateError", non_retryable=True
                 ) from None

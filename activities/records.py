@@ -22,6 +22,14 @@ from workflows.model import (
 )
 
 
+def _count_reward(status: str, amount: float, currency: str) -> None:
+    meter = activity.metric_meter()
+    meter.create_counter("advocacy_rewards", "ledger entries by status").add(1, {"status": status})
+    meter.create_counter("advocacy_reward_amount_cents", "ledger amounts by status", "cents").add(
+        round(amount * 100), {"status": status, "currency": currency}
+    )
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -95,6 +103,7 @@ class RecordActivities:
                     created_at=_ts(reward.created_at) or _now(),
                 )
             )
+        _count_reward("pending", reward.amount, reward.currency)
 
     @activity.defn(name="settle_reward")
     def settle_reward(self, input: SettleRewardInput) -> None:
@@ -131,6 +140,8 @@ class RecordActivities:
                 raise ApplicationError(
                     f"unknown ledger status {input.status!r}", type="LedgerConflict", non_retryable=True
                 )
+            amount, currency = float(row.amount), row.currency
+        _count_reward(input.status, amount, currency)
 
     @activity.defn(name="record_referral")
     def record_referral(self, input: RecordReferralInput) -> None:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.playbook import read_playbook
@@ -29,6 +30,7 @@ from config import Settings
 from converter import data_converter
 from journeys import get_state
 from storage.db import make_engine, make_sessionmaker
+from telemetry import runtime_from_env
 from workflows.playbook import Playbook
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -61,8 +63,12 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = runtime_from_env()
         temporal = client or await Client.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace, data_converter=data_converter()
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=data_converter(),
+            runtime=runtime,
         )
         engine = make_engine(settings.database_url)
         sessions = make_sessionmaker(engine)
@@ -70,7 +76,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             settings=settings,
             client=temporal,
             sessions=sessions,
-            ingest=Ingest(temporal, sessions, settings.task_queue),
+            ingest=Ingest(temporal, sessions, settings.task_queue, (runtime or Runtime.default()).metric_meter),
             mapping=load_mapping(settings.segment_mapping_path),
         )
         yield

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
+from temporalio.common import MetricMeter
 
 from journeys import JourneyEndedError, send_event
 from storage.event_log import record_events
@@ -55,8 +56,13 @@ class Item:
 
 
 class Ingest:
-    def __init__(self, client: Client, sessions: sessionmaker[Session], task_queue: str) -> None:
+    def __init__(
+        self, client: Client, sessions: sessionmaker[Session], task_queue: str, meter: MetricMeter | None = None
+    ) -> None:
         self.client, self.sessions, self.task_queue = client, sessions, task_queue
+        self.ingested = (meter or MetricMeter.noop).create_counter(
+            "advocacy_events_ingested", "events accepted by the API", "events"
+        )
 
     async def accept(self, items: list[Item], outcome: Outcome | None = None) -> Outcome:
         outcome = outcome or Outcome()
@@ -75,6 +81,8 @@ class Ingest:
             to_record.append(event)
         if to_record:
             await asyncio.to_thread(self._store, to_record)
+            for event in to_record:
+                self.ingested.add(1, {"type": event.type})
         outcome.recorded_only += len(to_record) - len(to_apply)
         # Per customer in order (a profile before the events that follow it), customers in parallel.
         by_customer: dict[str, list[tuple[int, CustomerEvent]]] = defaultdict(list)

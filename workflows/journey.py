@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import MetricCounter, RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -67,6 +67,7 @@ class AdvocacyJourney:
         self.timer_fired = False
         self.dirty = False
         self.published: dict[str, Any] = {}
+        self.counters: dict[str, MetricCounter] = {}
         # The next due moment, computed once per step for both the timer and the current details.
         self.wake: tuple[datetime, str] | None = None
 
@@ -134,7 +135,10 @@ class AdvocacyJourney:
                     state.last_rejection = str(err)[:300]
                     workflow.logger.warning("rejected event: %s", err)
                     continue
+                applied = state.events_applied
                 effects += engine.apply_event(state, pb, event, now)
+                if state.events_applied > applied:
+                    self._counter("advocacy_events_applied", "events applied by journeys").add(1, {"type": event.type})
             if self.timer_fired:
                 self.timer_fired, self.timer, self.timer_at = False, None, None
             effects += engine.advance(state, pb, now)
@@ -157,6 +161,8 @@ class AdvocacyJourney:
                 pending += engine.effect_failed(self.state, self.pb, effect, message, workflow.now())
                 continue
             engine.effect_done(self.state, self.pb, effect, workflow.now())
+            if isinstance(effect, engine.SendEmail) and effect.step == "invite" and effect.program:
+                self._counter("advocacy_asks_sent", "ask emails sent").add(1, {"program": effect.program})
 
     async def _execute(self, effect: engine.Effect) -> None:
         cid = self.state.customer_id
@@ -216,6 +222,12 @@ class AdvocacyJourney:
         if workflow.patched(_LOCAL_SETUP_PATCH):
             return await workflow.execute_local_activity(name, arg, result_type=result_type, **opts)
         return await workflow.execute_activity(name, arg, result_type=result_type, **opts)
+
+    def _counter(self, name: str, description: str) -> MetricCounter:
+        # The SDK drops workflow metrics while replaying, so each counts once.
+        if name not in self.counters:
+            self.counters[name] = workflow.metric_meter().create_counter(name, description)
+        return self.counters[name]
 
     # ---- timer ----------------------------------------------------------------
 
