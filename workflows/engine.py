@@ -80,6 +80,16 @@ def _t(value: str | None) -> datetime | None:
     return None if value is None else parse_timestamp(value, "timestamp")
 
 
+def human_duration(seconds: float) -> str:
+    """7 days, 2 hours, 30 seconds: for summaries people read in the Web UI."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = round(seconds / size, 1)
+            return f"{count:g} {unit}{'' if count == 1 else 's'}"
+    count = round(seconds, 1)
+    return f"{count:g} second{'' if count == 1 else 's'}"
+
+
 def _secs(seconds: float) -> timedelta:
     return timedelta(seconds=seconds)
 
@@ -749,19 +759,17 @@ def next_wake(state: JourneyState, pb: Playbook, now: datetime) -> tuple[datetim
     ask = open_ask(state)
     if ask is not None and not _asks_blocked(state):
         if ask.status == "sent" and ask.sent_at:
-            days = pb.reminder_after_seconds / 86400
             due.append(
                 (
                     parse_timestamp(ask.sent_at) + _secs(pb.reminder_after_seconds),
-                    f"wait for {ask.program} response, {days:g} days",
+                    f"wait for {ask.program} response, {human_duration(pb.reminder_after_seconds)}",
                 )
             )
         elif ask.status == "reminded" and ask.reminded_at:
-            days = pb.decline_after_seconds / 86400
             due.append(
                 (
                     parse_timestamp(ask.reminded_at) + _secs(pb.decline_after_seconds),
-                    f"wait for {ask.program} response after reminder, {days:g} days",
+                    f"wait for {ask.program} response after reminder, {human_duration(pb.decline_after_seconds)}",
                 )
             )
     choice = next_ask(state, pb, now)
