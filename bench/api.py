@@ -39,7 +39,7 @@ from entrypoint import exit_now
 from journeys import get_state, send_event
 from storage.db import alembic_config, make_engine, make_sessionmaker
 from worker import WorkerParts, build_worker
-from workflows.journey import SA_CUSTOMER, SA_NPS, SA_SCORE, SA_STAGE, SA_TIER
+from workflows.journey import ALL_SEARCH_ATTRIBUTES
 
 KEY = "bench-key"
 BATCH_SIZE = 100
@@ -117,7 +117,7 @@ async def main() -> int:
         tmp = Path(tmpdir)
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(BIN / "temporal"),
-            search_attributes=[SA_STAGE, SA_TIER, SA_SCORE, SA_NPS, SA_CUSTOMER],
+            search_attributes=ALL_SEARCH_ATTRIBUTES,
             dev_server_log_level="error",
             data_converter=data_converter(),
         )

@@ -41,7 +41,7 @@ from storage.db import make_engine, make_sessionmaker
 from storage.models import Base
 from worker import WorkerParts, build_worker
 from workflows.events import iso
-from workflows.journey import SA_CUSTOMER, SA_NPS, SA_SCORE, SA_STAGE, SA_TIER
+from workflows.journey import ALL_SEARCH_ATTRIBUTES
 from workflows.model import workflow_id_for
 
 BIN = Path(sys.executable).parent
@@ -209,7 +209,7 @@ async def main() -> int:
         tmp = Path(tmpdir)
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(BIN / "temporal"),
-            search_attributes=[SA_STAGE, SA_TIER, SA_SCORE, SA_NPS, SA_CUSTOMER],
+            search_attributes=ALL_SEARCH_ATTRIBUTES,
             dev_server_log_level="error",
             data_converter=data_converter(),
         )

@@ -52,6 +52,7 @@ async def register_search_attributes(client: Client) -> None:
     types = {
         "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
         "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+        "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
     }
     await client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(

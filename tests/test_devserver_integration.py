@@ -32,7 +32,7 @@ from storage.models import Message
 from tests.conftest import DEV_SERVER
 from tests.fake_sendgrid import FakeSendGrid
 from workflows.events import iso
-from workflows.journey import SA_CUSTOMER, SA_NPS, SA_SCORE, SA_STAGE, SA_TIER
+from workflows.journey import ALL_SEARCH_ATTRIBUTES
 
 pytestmark = pytest.mark.devserver
 
@@ -41,7 +41,7 @@ pytestmark = pytest.mark.devserver
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=DEV_SERVER,
-        search_attributes=[SA_STAGE, SA_TIER, SA_SCORE, SA_NPS, SA_CUSTOMER],
+        search_attributes=ALL_SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
         data_converter=data_converter(),
     )
@@ -152,6 +152,12 @@ async def test_cli_worker_state_and_visibility(stack: Stack) -> None:
     assert f"advocacy-{customer}" in listed.stdout
     paused = stack.cli("pause", customer, "--reason", "exec escalation")
     assert paused.returncode == 0 and json.loads(paused.stdout)["paused"] is True
+
+    async def flagged() -> list[str]:
+        query = f'AdvocacyFlags = "paused" AND CustomerId = "{customer}"'
+        return [wf.id async for wf in stack.client.list_workflows(query)]
+
+    assert await _eventually(flagged) == [f"advocacy-{customer}"]  # the runbook's saved query
     refused = stack.cli("submit-referral", customer, "--email", "ada@acme.example")
     assert refused.returncode == 1 and "self-referral" in refused.stderr
     worker.terminate()

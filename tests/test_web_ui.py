@@ -22,7 +22,7 @@ from tests.api_stack import free_port
 from tests.conftest import DEV_SERVER
 from worker import WorkerParts, build_worker
 from workflows.events import iso
-from workflows.journey import SA_CUSTOMER, SA_NPS, SA_SCORE, SA_STAGE, SA_TIER
+from workflows.journey import ALL_SEARCH_ATTRIBUTES
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -38,7 +38,7 @@ async def ui_env() -> AsyncIterator[tuple[object, int]]:
     ui_port = free_port()
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=DEV_SERVER,
-        search_attributes=[SA_STAGE, SA_TIER, SA_SCORE, SA_NPS, SA_CUSTOMER],
+        search_attributes=ALL_SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
         data_converter=data_converter(),
         ui=True,

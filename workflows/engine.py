@@ -80,6 +80,19 @@ def _t(value: str | None) -> datetime | None:
     return None if value is None else parse_timestamp(value, "timestamp")
 
 
+def flags(state: JourneyState) -> list[str]:
+    """What ops filter journeys by (the AdvocacyFlags search attribute)."""
+    on = {
+        "paused": state.paused,
+        "opted_out": state.opted_out,
+        "at_risk": state.at_risk_since is not None,
+        "email_undeliverable": state.email_undeliverable is not None,
+        "send_failed": "SendEmail:" in (state.last_error or ""),
+        "referral_reward_pending": any(r.status == "pending" and r.program == "referral" for r in state.rewards),
+    }
+    return sorted(name for name, value in on.items() if value)
+
+
 def human_duration(seconds: float) -> str:
     """7 days, 2 hours, 30 seconds: for summaries people read in the Web UI."""
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):

@@ -44,12 +44,15 @@ SA_TIER = SearchAttributeKey.for_keyword("AdvocateTier")
 SA_SCORE = SearchAttributeKey.for_int("AdvocateScore")
 SA_NPS = SearchAttributeKey.for_int("LastNps")
 SA_CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
+SA_FLAGS = SearchAttributeKey.for_keyword_list("AdvocacyFlags")
+ALL_SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [SA_STAGE, SA_TIER, SA_SCORE, SA_NPS, SA_CUSTOMER, SA_FLAGS]
 
 # Side effects retry with backoff for as long as it takes (a database or mail
 # outage must not lose a step); permanent failures raise non-retryable errors.
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 _TIMEOUT = timedelta(seconds=30)
 _LOCAL_SETUP_PATCH = "local-setup-activities"
+_FLAGS_PATCH = "advocacy-flags-search-attribute"
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
@@ -268,8 +271,12 @@ class AdvocacyJourney:
             "nps": (SA_NPS, state.last_nps),
             "customer": (SA_CUSTOMER, state.customer_id),
         }
+        if workflow.patched(_FLAGS_PATCH):
+            attributes["flags"] = (SA_FLAGS, engine.flags(state))
         updates = []
         for name, (key, value) in attributes.items():
+            if value == [] and name not in self.published:
+                continue  # no flags yet: nothing to index
             if value is not None and self.published.get(name) != value:
                 self.published[name] = value
                 updates.append(key.value_set(value))

@@ -37,6 +37,8 @@ SEARCH_ATTRIBUTES = {
     "AdvocateScore": "Int",
     "LastNps": "Int",
     "CustomerId": "Keyword",
+    # Beyond the contract: flags for everyday ops queries (send_failed, referral_reward_pending, ...).
+    "AdvocacyFlags": "KeywordList",
 }
 
 
