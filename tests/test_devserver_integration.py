@@ -25,26 +25,19 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from config import DEMO_PLAYBOOK, ROOT
-from converter import data_converter
 from journeys import get_state
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Message
-from tests.conftest import DEV_SERVER
+from tests.conftest import start_dev_env
 from tests.fake_sendgrid import FakeSendGrid
 from workflows.events import iso
-from workflows.journey import ALL_SEARCH_ATTRIBUTES
 
 pytestmark = pytest.mark.devserver
 
 
 @pytest.fixture(scope="module")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=DEV_SERVER,
-        search_attributes=ALL_SEARCH_ATTRIBUTES,
-        dev_server_log_level="error",
-        data_converter=data_converter(),
-    )
+    env = await start_dev_env()
     yield env
     await env.shutdown()
 

@@ -16,13 +16,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import DEMO_PLAYBOOK
-from converter import data_converter
 from journeys import get_state, send_event
 from tests.api_stack import free_port
-from tests.conftest import DEV_SERVER
+from tests.conftest import start_dev_env
 from worker import WorkerParts, build_worker
 from workflows.events import iso
-from workflows.journey import ALL_SEARCH_ATTRIBUTES
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -33,17 +31,9 @@ pytestmark = [
 
 @pytest.fixture
 async def ui_env() -> AsyncIterator[tuple[object, int]]:
-    from temporalio.testing import WorkflowEnvironment
 
     ui_port = free_port()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=DEV_SERVER,
-        search_attributes=ALL_SEARCH_ATTRIBUTES,
-        dev_server_log_level="error",
-        data_converter=data_converter(),
-        ui=True,
-        ui_port=ui_port,
-    )
+    env = await start_dev_env(ui=True, ui_port=ui_port)
     yield env, ui_port
     await env.shutdown()
 
