@@ -3,7 +3,7 @@
 1. On the local dev server, in one run: events/second through signal-with-start
    into AdvocacyJourney (worker on the default playbook, SQLite), against a bare
    workflow that only counts signals: the ratio is what the journey logic costs.
-   Both are timed until every event is applied (checked by query), in three
+   Both are timed until every event is applied (checked by query), in five
    interleaved rounds; the medians are reported.
 2. On the time-skipping server: one customer's reference year (24 events: 2 NPS,
    4 CSAT, 12 milestones, 4 support tickets, 1 renewal, 1 social mention) plus
@@ -48,7 +48,7 @@ BIN = Path(sys.executable).parent
 CUSTOMERS = 80
 EVENTS_PER_CUSTOMER = 25
 CONCURRENCY = 32
-ROUNDS = 3
+ROUNDS = 5
 
 
 def _events(prefix: str) -> list[dict[str, Any]]:
@@ -94,7 +94,7 @@ async def _until_applied(check: Any, customers: list[str]) -> None:
         done = await asyncio.gather(*(check(c) for c in pending))
         pending = {c for c, ok in zip(pending, done, strict=True) if not ok}
         if pending:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.05)
 
 
 async def measure_baseline(client: Client, queue: str) -> float:
