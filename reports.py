@@ -1,68 +1,181 @@
-"""Program KPIs from the database, reportable next to other channels."""
+"""Program KPIs from the database, reportable next to other channels.
+
+A report covers a window [since, until) (all time by default): each figure
+counts what happened in it, by the timestamp that says when (an NPS answer by
+when it was given, an ask by when it was sent, a completion by when it was
+completed, a referral by when it was submitted, a reward by when it was
+earned). Advocate retention compares two periods ending at `until`.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from storage.db import make_engine, make_sessionmaker
-from storage.models import AskRow, Customer, Event, Message, ReferralRow, RewardRow
+from storage.models import AskRow, Customer, Event, Message, ReferralClick, ReferralRow, RewardRow
+from workflows.events import EventError, parse_timestamp
+
+PROGRAMS = ("review", "referral", "reference", "case_study", "speaking", "advisory_board")
+
+
+class ReportError(ValueError):
+    """A report argument that cannot be used, naming which."""
+
+
+def parse_bound(name: str, value: str | None) -> datetime | None:
+    """`--since` / `--until`: an ISO 8601 date or timestamp, read as UTC when it has no offset."""
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(value, name)
+    except EventError:
+        raise ReportError(f"{name}: {value!r} is not an ISO 8601 date or timestamp") from None
 
 
 def _ratio(part: float, whole: float) -> float | None:
     return round(part / whole, 3) if whole else None
 
 
-def program_report(database_url: str) -> dict[str, Any]:
-    engine = make_engine(database_url)
-    try:
-        with make_sessionmaker(engine)() as s:
-            customers = s.scalar(select(func.count()).select_from(Customer)) or 0
-            nps = s.execute(
-                select(Event.customer_id, Event.occurred_at, Event.data).where(Event.type == "nps_response")
-            ).all()
-            latest: dict[str, tuple[Any, int]] = {}
-            for cid, at, data in nps:
-                if cid not in latest or at >= latest[cid][0]:
-                    latest[cid] = (at, int(data["score"]))
-            promoters = sum(score >= 9 for _, score in latest.values())
-            asks = Counter(s.execute(select(AskRow.status)).scalars())
-            asked = s.scalar(select(func.count(func.distinct(AskRow.customer_id)))) or 0
-            completions = Counter(s.execute(select(AskRow.customer_id).where(AskRow.status == "completed")).scalars())
-            referrals = Counter(s.execute(select(ReferralRow.status)).scalars())
-            pipeline = s.scalar(
-                select(func.sum(ReferralRow.amount)).where(ReferralRow.status.in_(("opportunity", "won")))
-            ) or Decimal(0)
-            revenue = s.scalar(select(func.sum(ReferralRow.amount)).where(ReferralRow.status == "won")) or Decimal(0)
-            rewards = {
-                status: {"count": count, "amount": float(amount or 0)}
-                for status, count, amount in s.execute(
-                    select(RewardRow.status, func.count(), func.sum(RewardRow.amount)).group_by(RewardRow.status)
-                )
-            }
-            sent = s.scalar(select(func.count()).select_from(Message).where(Message.status == "sent")) or 0
-            touched = s.scalar(select(func.count(func.distinct(Message.customer_id)))) or 0
-    finally:
-        engine.dispose()
+def _naive_utc(at: datetime) -> datetime:
+    # SQLite keeps timestamps without their offset; everything stored is UTC.
+    return at.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+class _Window:
+    def __init__(self, session: Session, since: datetime | None, until: datetime | None) -> None:
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        convert = _naive_utc if sqlite else (lambda at: at)
+        self.since = convert(since) if since else None
+        self.until = convert(until) if until else None
+
+    def __call__(self, column: InstrumentedAttribute[Any]) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.since is not None:
+            where.append(column >= self.since)
+        if self.until is not None:
+            where.append(column < self.until)
+        return where
+
+
+def build_report(
+    session: Session,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    retention_days: int = 90,
+) -> dict[str, Any]:
+    if since and until and since >= until:
+        raise ReportError(f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})")
+    if retention_days < 1:
+        raise ReportError(f"--retention-days must be at least 1, not {retention_days}")
+    within = _Window(session, since, until)
+    s = session
+
+    nps = s.execute(
+        select(Event.customer_id, Event.occurred_at, Event.data).where(
+            Event.type == "nps_response", *within(Event.occurred_at)
+        )
+    ).all()
+    latest: dict[str, tuple[Any, int]] = {}
+    for cid, at, data in nps:
+        if cid not in latest or at >= latest[cid][0]:
+            latest[cid] = (at, int(data["score"]))
+    promoters = sum(score >= 9 for _, score in latest.values())
+
+    sent_asks = s.execute(select(AskRow.customer_id, AskRow.program, AskRow.status).where(
+        AskRow.sent_at.is_not(None), *within(AskRow.sent_at))).all()  # fmt: skip
+    completed = s.execute(select(AskRow.customer_id, AskRow.program).where(
+        AskRow.status == "completed", *within(AskRow.completed_at))).all()  # fmt: skip
+    completions = Counter(cid for cid, _ in completed)
+    asked = {cid for cid, _, _ in sent_asks}
+
+    referrals = Counter(s.scalars(select(ReferralRow.status).where(*within(ReferralRow.created_at))))
+    amount_of = select(func.sum(ReferralRow.amount)).where(*within(ReferralRow.created_at))
+    pipeline = s.scalar(amount_of.where(ReferralRow.status.in_(("opportunity", "won")))) or Decimal(0)
+    revenue = s.scalar(amount_of.where(ReferralRow.status == "won")) or Decimal(0)
+    clicks = s.scalar(select(func.count()).select_from(ReferralClick).where(*within(ReferralClick.clicked_at))) or 0
+    rewards = {
+        status: {"count": count, "amount": float(amount or 0)}
+        for status, count, amount in s.execute(
+            select(RewardRow.status, func.count(), func.sum(RewardRow.amount))
+            .where(*within(RewardRow.created_at))
+            .group_by(RewardRow.status)
+        )
+    }
+    messages = s.execute(select(Message.customer_id).where(Message.status == "sent", *within(Message.sent_at)))
+    touches = Counter(messages.scalars())
     total_referrals = sum(referrals.values())
-    advocates = len(completions)
     return {
-        "customers": customers,
-        "advocate_pool_size": advocates,
+        "window": {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None},
+        "customers": s.scalar(select(func.count()).select_from(Customer).where(*within(Customer.created_at))) or 0,
+        "advocate_pool_size": len(completions),
         "promoter_rate": _ratio(promoters, len(latest)),
-        "activities_per_advocate": _ratio(sum(completions.values()), advocates),
-        "program_participation": _ratio(advocates, asked),
+        "activities_per_advocate": _ratio(sum(completions.values()), len(completions)),
+        "program_participation": _ratio(len(set(completions) & asked), len(asked)),
         "repeat_advocates": sum(1 for n in completions.values() if n >= 2),
-        "asks_by_status": dict(asks),
+        "advocate_retention": _retention(s, until or datetime.now(timezone.utc), retention_days),
+        "asks_by_status": dict(Counter(status for _, _, status in sent_asks)),
+        "programs": _by_program(sent_asks, completed),
+        "referral_link_clicks": clicks,
         "referral_leads": total_referrals,
+        "referral_leads_per_click": _ratio(total_referrals, clicks),
         "referrals_by_status": dict(referrals),
         "referral_conversion_rate": _ratio(referrals.get("won", 0), total_referrals),
         "referral_pipeline": float(pipeline),
         "referral_revenue": float(revenue),
         "rewards_by_status": rewards,
-        "emails_sent": sent,
-        "advocacy_touches_per_customer": _ratio(sent, touched),
+        "emails_sent": sum(touches.values()),
+        "advocacy_touches_per_customer": _ratio(sum(touches.values()), len(touches)),
     }
+
+
+def _by_program(sent_asks: Sequence[Any], completed: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    sent = Counter(program for _, program, _ in sent_asks)
+    declined = Counter(program for _, program, status in sent_asks if status == "declined")
+    done = Counter(program for _, program in completed)
+    return {
+        p: {
+            "asks_sent": sent[p],
+            "completed": done[p],
+            "declined": declined[p],
+            "completion_rate": _ratio(done[p], sent[p]),
+        }
+        for p in PROGRAMS
+        if sent[p] or done[p]
+    }
+
+
+def _retention(session: Session, end: datetime, days: int) -> dict[str, Any]:
+    """Of the advocates who completed an activity in the period before last, the share who did again in the last."""
+    period = timedelta(days=days)
+    previous = _Window(session, end - 2 * period, end - period)
+    current = _Window(session, end - period, end)
+
+    def advocates(within: _Window) -> set[str]:
+        return set(session.scalars(select(AskRow.customer_id).where(
+            AskRow.status == "completed", *within(AskRow.completed_at))))  # fmt: skip
+
+    before = advocates(previous)
+    retained = before & advocates(current)
+    return {"period_days": days, "previous_period_advocates": len(before), "retained": len(retained),
+            "rate": _ratio(len(retained), len(before))}  # fmt: skip
+
+
+def program_report(
+    database_url: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    retention_days: int = 90,
+) -> dict[str, Any]:
+    engine = make_engine(database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return build_report(session, since, until, retention_days)
+    finally:
+        engine.dispose()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -22,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.email import EmailProvider
 from config import DEFAULT_PLAYBOOK, Settings
 from converter import data_converter
-from storage.db import make_engine, make_sessionmaker
+from storage.db import alembic_config, make_engine, make_sessionmaker
 from storage.models import Base
 from worker import WorkerParts, build_worker
 from workflows.events import iso
@@ -92,6 +93,35 @@ def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
     Base.metadata.create_all(engine)
     yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+DATABASES = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL unset")),
+]
+
+
+def database_url(kind: str, tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'db.sqlite'}" if kind == "sqlite" else str(PG_URL)
+
+
+@pytest.fixture(params=DATABASES)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    url = database_url(request.param, tmp_path)
+    command.upgrade(alembic_config(url), "head")
+    engine = make_engine(url)
+    if request.param == "sqlite":
+        yield sessionmaker(engine, expire_on_commit=False)
+        engine.dispose()
+        return
+    # PostgreSQL: isolate by rolling back an outer transaction the activities' commits join.
+    connection = engine.connect()
+    outer = connection.begin()
+    yield sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    outer.rollback()
+    connection.close()
     engine.dispose()
 
 

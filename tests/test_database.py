@@ -6,9 +6,7 @@ effect and the activity's completion does not duplicate it on retry.
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,8 +21,9 @@ from activities.email import Company, EmailActivities, LocalProvider
 from activities.records import RecordActivities
 from activities.templates import TemplateRenderer
 from config import TEMPLATES_DIR
-from storage.db import alembic_config, make_engine
+from storage.db import alembic_config
 from storage.models import Message, ReferralRow, RewardRow
+from tests.conftest import DATABASES, database_url
 from workflows.model import (
     RecordReferralInput,
     RecordRewardInput,
@@ -34,42 +33,14 @@ from workflows.model import (
     SettleRewardInput,
 )
 
-PG_URL = os.environ.get("TEST_DATABASE_URL")
-DATABASES = [
-    "sqlite",
-    pytest.param("postgresql", marks=pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL unset")),
-]
-
-
-def _url(kind: str, tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'db.sqlite'}" if kind == "sqlite" else str(PG_URL)
-
 
 @pytest.mark.parametrize("kind", DATABASES)
 def test_migrations_upgrade_check_downgrade(kind: str, tmp_path: Path) -> None:
-    cfg = alembic_config(_url(kind, tmp_path))
+    cfg = alembic_config(database_url(kind, tmp_path))
     command.upgrade(cfg, "head")
     command.check(cfg)  # the models and the migrations agree
     command.downgrade(cfg, "base")
     command.upgrade(cfg, "head")
-
-
-@pytest.fixture(params=DATABASES)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    url = _url(request.param, tmp_path)
-    command.upgrade(alembic_config(url), "head")
-    engine = make_engine(url)
-    if request.param == "sqlite":
-        yield sessionmaker(engine, expire_on_commit=False)
-        engine.dispose()
-        return
-    # PostgreSQL: isolate by rolling back an outer transaction the activities' commits join.
-    connection = engine.connect()
-    outer = connection.begin()
-    yield sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    outer.rollback()
-    connection.close()
-    engine.dispose()
 
 
 def _email(db: sessionmaker[Session], outbox: Path) -> EmailActivities:
