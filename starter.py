@@ -13,6 +13,7 @@ python starter.py demo [--exit] [--customers N]
 python starter.py api [--host H] [--port P]           # the HTTP API
 python starter.py codec-server [--port 8888]          # the Web UI's decoder for encrypted payloads
 python starter.py forget CUSTOMER_ID                  # right to erasure
+python starter.py revoke-code CUSTOMER_ID [--restore] # a referral code stops (or resumes) attributing
 python starter.py templates list | preview NAME [--locale L] [--data FILE] [--customer ID] [--out DIR] [--png] | check
 """
 
@@ -267,6 +268,22 @@ async def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_revoke_code(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.db import make_engine, make_sessionmaker
+    from storage.referral_codes import ReferralCodeError, set_code_revoked
+
+    engine = make_engine(settings.database_url)
+    try:
+        code, changed = set_code_revoked(make_sessionmaker(engine), args.customer_id, revoked=not args.restore)
+    except ReferralCodeError as err:
+        return _fail(str(err), 1)
+    finally:
+        engine.dispose()
+    status = "active" if args.restore else "revoked"
+    print(json.dumps({"customer_id": args.customer_id, "referral_code": code, "status": status, "changed": changed}))
+    return 0
+
+
 async def cmd_templates(args: argparse.Namespace, settings: Settings) -> int:
     return template_commands.run(args, settings)
 
@@ -294,6 +311,9 @@ def parser() -> argparse.ArgumentParser:
     hist.add_argument("customer_id")
     hist.add_argument("--out", required=True)
     sub.add_parser("replay", help="replay histories against the current code").add_argument("files", nargs="+")
+    revoke = sub.add_parser("revoke-code", help="revoke (or --restore) a customer's referral code")
+    revoke.add_argument("customer_id")
+    revoke.add_argument("--restore", action="store_true", help="make a revoked code attribute again")
     report = sub.add_parser("report", help="program KPIs from the database")
     report.add_argument("--since", help="start of the window, ISO 8601 date or timestamp (UTC if no offset)")
     report.add_argument("--until", help="end of the window (exclusive); default now")
@@ -326,6 +346,7 @@ COMMANDS = {
     "history": cmd_history,
     "replay": cmd_replay,
     "report": cmd_report,
+    "revoke-code": cmd_revoke_code,
     "demo": cmd_demo,
     "templates": cmd_templates,
     "api": cmd_api,

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 
+import starter
 from activities.links import unsubscribe_token
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Customer, Event, Message, ReferralClick, ReferralRow
@@ -382,3 +383,40 @@ async def test_referrals_per_advocate_per_day_are_capped(http: httpx.AsyncClient
     assert refused.status_code == 422 and "more than 5 referrals per advocate per day" in refused.json()["detail"]
     unknown = await http.post("/v1/referrals", json={"referee_email": "x@y.example", "code": "NOPE"}, headers=WRITE)
     assert unknown.status_code == 404
+
+
+async def test_a_revoked_referral_code_stops_attributing_until_restored(
+    http: httpx.AsyncClient, api: ApiStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    advocate, code = f"rev-{uuid.uuid4().hex[:6]}", f"R{uuid.uuid4().hex[:7].upper()}"
+    engine = make_engine(api.db_url)
+    with make_sessionmaker(engine).begin() as session:
+        now = datetime.now(timezone.utc)
+        session.add(Customer(customer_id=advocate, email=f"{advocate}@x.example", referral_code=code, created_at=now,
+                             updated_at=now))  # fmt: skip
+    engine.dispose()
+    monkeypatch.setenv("DATABASE_URL", api.db_url)
+
+    async def cli(*args: str) -> int:
+        return await asyncio.to_thread(starter.main, list(args))
+
+    async def attributed() -> bool:
+        http.cookies.clear()
+        answer = await http.get(f"/r/{code}")
+        assert answer.status_code == 302 and answer.headers["location"].startswith("https://example.com/welcome?")
+        return f"ref={code}" in answer.headers["location"] and "adv_ref" in answer.cookies
+
+    assert await attributed()
+    assert await cli("revoke-code", advocate) == 0
+    assert json.loads(capsys.readouterr().out) == {"customer_id": advocate, "referral_code": code, "status": "revoked",
+                                                   "changed": True}  # fmt: skip
+    assert not await attributed()
+    refused = await http.post(
+        "/v1/referrals", json={"referee_email": "p@prospect.example", "code": code}, headers=WRITE
+    )
+    assert refused.status_code == 404
+    assert await cli("revoke-code", advocate) == 0 and '"changed": false' in capsys.readouterr().out
+    assert await cli("revoke-code", advocate, "--restore") == 0 and '"status": "active"' in capsys.readouterr().out
+    assert await attributed()
+    assert await cli("revoke-code", "nobody-at-all") == 1
+    assert "no customer 'nobody-at-all'" in capsys.readouterr().err
