@@ -20,7 +20,7 @@ from temporalio.common import MetricMeter
 
 from journeys import JourneyEndedError, send_event
 from storage.event_log import record_events
-from workflows.events import EventError, iso, parse_event, parse_timestamp
+from workflows.events import EventError, event_to_dict, iso, parse_event, parse_timestamp
 from workflows.model import CustomerEvent
 
 
@@ -110,16 +110,11 @@ class Ingest:
         accepted, errors = 0, []
         for index, event in events:
             try:
-                await send_event(self.client, _as_dict(event), self.task_queue)
+                await send_event(self.client, event_to_dict(event), self.task_queue)
                 accepted += 1
             except JourneyEndedError as err:
                 errors.append(ItemError(index, "customer_id", str(err)))
         return accepted, errors
-
-
-def _as_dict(event: CustomerEvent) -> dict[str, Any]:
-    return {"event_id": event.event_id, "customer_id": event.customer_id, "type": event.type,
-            "occurred_at": event.occurred_at, "data": event.data}  # fmt: skip
 
 
 def _record_only(raw: dict[str, Any]) -> CustomerEvent:
