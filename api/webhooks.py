@@ -7,6 +7,10 @@
 With `SENDGRID_WEBHOOK_PUBLIC_KEY` set, every post must carry SendGrid's ECDSA
 signature over timestamp + body (checked with the sendgrid package's helper),
 be fresh (5 minutes), and not be a replay; without it, a write key is required.
+
+Nothing is lost when Temporal cannot be reached: the event's dedupe row (and
+the post's receipt) are removed again and the answer is 503, so SendGrid
+retries the post; the events already applied are then duplicates, skipped.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api import auth
 from api.app import Deps, deps
@@ -63,14 +67,35 @@ def _verify(request: Request, d: Deps, body: bytes) -> None:
         raise HTTPException(401, "signature does not verify")
 
 
+# A journey that ended or never existed answers these: the event is kept, and there is nothing to retry.
+_JOURNEY_GONE = {RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION}
+
+
+class JourneysUnavailable(Exception):
+    """Temporal did not take an event this time; SendGrid should post again."""
+
+
+def _signature_hash(signature: str) -> str:
+    return hashlib.sha256(signature.encode()).hexdigest()
+
+
 def _first_time(d: Deps, signature: str) -> bool:
     try:
         with d.sessions.begin() as session:
-            session.add(WebhookReceipt(signature_hash=hashlib.sha256(signature.encode()).hexdigest(),
-                                       received_at=datetime.now(timezone.utc)))  # fmt: skip
+            session.add(
+                WebhookReceipt(signature_hash=_signature_hash(signature), received_at=datetime.now(timezone.utc))
+            )
         return True
     except IntegrityError:
         return False
+
+
+def _unreceive(d: Deps, key: str, signature: str | None) -> None:
+    """Undo the dedupe row (and the post's receipt) of an event that did not reach its journey."""
+    with d.sessions.begin() as session:
+        session.execute(delete(WebhookEvent).where(WebhookEvent.dedupe_key == key))
+        if signature:
+            session.execute(delete(WebhookReceipt).where(WebhookReceipt.signature_hash == _signature_hash(signature)))
 
 
 def dedupe_key(event: dict[str, Any]) -> str:
@@ -110,12 +135,14 @@ def _text(value: Any) -> str | None:
 
 
 @router.post("/v1/webhooks/sendgrid", response_model=WebhookResult,
-             responses={400: {"model": Problem}, 401: {"model": Problem}, 413: {"model": Problem}})  # fmt: skip
+             responses={400: {"model": Problem}, 401: {"model": Problem}, 413: {"model": Problem},
+                        503: {"model": Problem, "description": "Temporal unreachable: post again"}})  # fmt: skip
 async def sendgrid_events(request: Request) -> WebhookResult:
     d = deps(request)
     body = await request.body()
     if len(body) > MAX_BODY:
         raise HTTPException(413, "request too large")
+    signature = None
     if d.settings.sendgrid_webhook_public_key:
         _verify(request, d, body)
         signature = request.headers.get(EventWebhookHeader.SIGNATURE, "")
@@ -134,11 +161,16 @@ async def sendgrid_events(request: Request) -> WebhookResult:
         if not isinstance(event, dict) or not isinstance(event.get("event"), str):
             result.ignored += 1
             continue
-        if not await asyncio.to_thread(_store, d, event, dedupe_key(event)):
+        key = dedupe_key(event)
+        if not await asyncio.to_thread(_store, d, event, key):
             result.duplicates += 1
             continue
+        try:
+            await _to_journey(d, event)
+        except JourneysUnavailable as err:
+            await asyncio.to_thread(_unreceive, d, key, signature)
+            raise HTTPException(503, f"journeys unavailable, post again: {err}") from None
         result.accepted += 1
-        await _to_journey(d, event)
     return result
 
 
@@ -157,9 +189,12 @@ async def _to_journey(d: Deps, event: dict[str, Any]) -> None:
             await d.ingest.accept([Item(0, raw)])
         elif kind == "click" and ask_id and "utm_source=advocacy" in str(event.get("url", "")):
             await _feedback(d, customer, EmailFeedbackInput("click", ask_id))
-    except (RPCError, WorkflowUpdateFailedError) as err:
-        # A journey that ended or never existed: the event is stored; nothing more to do.
-        log.warning("webhook event %s for %s not applied to a journey: %s", kind, customer, err)
+    except WorkflowUpdateFailedError as err:
+        log.warning("webhook event %s for %s refused by its journey: %s", kind, customer, err)
+    except RPCError as err:
+        if err.status not in _JOURNEY_GONE:
+            raise JourneysUnavailable(err.message) from err
+        log.warning("webhook event %s for %s has no running journey: %s", kind, customer, err.message)
 
 
 async def _feedback(d: Deps, customer_id: str, feedback: EmailFeedbackInput) -> None:

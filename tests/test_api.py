@@ -18,10 +18,12 @@ import segment.analytics as segment
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 import starter
 from activities.links import unsubscribe_token
+from api import webhooks
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Customer, Event, Message, ReferralClick, ReferralRow
 from tests.api_stack import READ_KEY, WRITE_KEY, ApiStack
@@ -273,6 +275,46 @@ async def _webhook_story(
     assert opted["stage"] == "opted_out"
     (row,) = _rows(stack, Message, Message.customer_id == clicker, Message.template == "ask_review")
     assert row.delivered_at is not None and row.clicked_at is not None and row.last_event == "click"
+
+
+async def test_a_webhook_event_that_cannot_reach_its_journey_is_posted_again(
+    env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private, public = _keypair()
+    stack = ApiStack(env.client.service_client.config.target_host, tmp_path, f"wh-{uuid.uuid4().hex[:8]}",
+                     sendgrid_webhook_public_key=public)  # fmt: skip
+    await asyncio.to_thread(stack.start)
+    real, calls = webhooks._feedback, []
+
+    async def temporal_down_once(d: Any, customer_id: str, feedback: Any) -> None:
+        calls.append(feedback.kind)
+        if len(calls) == 1:
+            raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+        await real(d, customer_id, feedback)
+
+    monkeypatch.setattr(webhooks, "_feedback", temporal_down_once)
+    try:
+        async with httpx.AsyncClient(base_url=stack.url, timeout=30) as http:
+            c = f"bnc-{uuid.uuid4().hex[:6]}"
+            await http.post("/v1/events", json=[_profile(c)], headers=WRITE)
+            await _eventually(lambda: _state_with(http, c, lambda s: s["events_applied"] == 1))
+            now = int(time.time())
+            events = [{"event": kind, "email": f"{c}@{c}.example", "timestamp": now, "sg_message_id": f"m-{c}",
+                       "idempotency_key": f"{c}:review-1:invite", "customer_id": c, "reason": "550 no such user"}
+                      for kind in ("delivered", "bounce")]  # fmt: skip
+            body = json.dumps(events)
+            headers = _signed(private, body)
+            first = await http.post("/v1/webhooks/sendgrid", content=body, headers=headers)
+            assert first.status_code == 503 and "post again" in first.json()["detail"]
+            # SendGrid posts again (here with the very same signature): the bounce is applied this time.
+            second = await http.post("/v1/webhooks/sendgrid", content=body, headers=headers)
+            assert second.status_code == 200 and second.json() == {"accepted": 1, "duplicates": 1, "ignored": 0}
+            state = await _eventually(lambda: _state_with(http, c, lambda s: s["email_undeliverable"]))
+            assert "550 no such user" in state["email_undeliverable"] and calls == ["undeliverable", "undeliverable"]
+            third = await http.post("/v1/webhooks/sendgrid", content=body, headers=headers)
+            assert third.status_code == 401  # now it is a replay
+    finally:
+        await asyncio.to_thread(stack.stop)
 
 
 async def test_referral_link_to_reward_the_whole_attribution_chain(
