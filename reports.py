@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from storage.db import make_engine, make_sessionmaker
+from storage.db import database
 from storage.models import AskRow, Customer, Event, Message, ReferralClick, ReferralRow, RewardRow
 from workflows.events import EventError, parse_timestamp
 
@@ -173,9 +173,5 @@ def program_report(
     until: datetime | None = None,
     retention_days: int = 90,
 ) -> dict[str, Any]:
-    engine = make_engine(database_url)
-    try:
-        with make_sessionmaker(engine)() as session:
-            return build_report(session, since, until, retention_days)
-    finally:
-        engine.dispose()
+    with database(database_url) as sessions, sessions() as session:
+        return build_report(session, since, until, retention_days)

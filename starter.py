@@ -14,6 +14,7 @@ python starter.py api [--host H] [--port P]           # the HTTP API
 python starter.py codec-server [--port 8888]          # the Web UI's decoder for encrypted payloads
 python starter.py forget CUSTOMER_ID                  # right to erasure
 python starter.py revoke-code CUSTOMER_ID [--restore] # a referral code stops (or resumes) attributing
+python starter.py redeliver [--older-than S]          # events stored while Temporal was down, sent now
 python starter.py templates list | preview NAME [--locale L] [--data FILE] [--customer ID] [--out DIR] [--png] | check
 """
 
@@ -84,40 +85,53 @@ async def _connect(settings: Settings) -> Client:
     )
 
 
-def _record(settings: Settings, raws: list[dict[str, Any]]) -> None:
-    """Keep every accepted event once in the database, when it has been migrated."""
-    from storage.db import make_engine, make_sessionmaker
-    from storage.event_log import record_events
-
-    engine = make_engine(settings.database_url)
-    try:
-        with make_sessionmaker(engine).begin() as session:
-            record_events(session, [parse_event(r) for r in raws])
-    finally:
-        engine.dispose()
-
-
 async def cmd_send_event(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from journeys import JourneyEndedError, send_event
+    from storage.db import database
+    from storage.event_log import mark_delivery, record_events
 
     try:
         raws = load_events(args.source)
     except EventError as err:
         return _fail(f"invalid event: {err}")
-    if not args.no_record:
-        _record(settings, raws)
+    # Every accepted event is kept once in the database, pending until its signal succeeded.
+    record = not args.no_record
+    if record:
+        with database(settings.database_url) as sessions, sessions.begin() as session:
+            record_events(session, [parse_event(r) for r in raws])
     client = await _connect(settings)
     bar = tqdm(raws, unit="event", disable=len(raws) < 2, file=sys.stderr)
-    ended = []
-    for raw in bar:
-        try:
-            await send_event(client, raw, settings.task_queue)
-        except JourneyEndedError as err:
-            ended.append(str(err))
-    print(json.dumps({"sent": len(raws) - len(ended), "refused": ended}))
+    delivered, ended, refused = [], [], []
+    try:
+        for raw in bar:
+            try:
+                await send_event(client, raw, settings.task_queue)
+                delivered.append(raw["event_id"])
+            except JourneyEndedError as err:
+                ended.append(str(err))
+                refused.append(raw["event_id"])
+    finally:
+        # What was not sent stays pending: `redeliver` (or a running API) sends it later.
+        if record:
+            with database(settings.database_url) as sessions:
+                mark_delivery(sessions, delivered, refused)
+    print(json.dumps({"sent": len(delivered), "refused": ended}))
     return 1 if ended else 0
+
+
+async def cmd_redeliver(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import timedelta
+
+    from api.ingest import Ingest
+    from storage.db import database
+
+    with database(settings.database_url) as sessions:
+        ingest = Ingest(await _connect(settings), sessions, settings.task_queue)
+        delivered, refused = await ingest.redeliver(timedelta(seconds=args.older_than), limit=args.limit)
+    print(json.dumps({"delivered": delivered, "refused": refused}))
+    return 0
 
 
 async def cmd_state(args: argparse.Namespace, settings: Settings) -> int:
@@ -254,31 +268,26 @@ async def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     from erasure import end_journey, erase_rows
-    from storage.db import make_engine, make_sessionmaker
+    from storage.db import database
 
     client = await _connect(settings)
     workflow = await end_journey(client, args.customer_id)
-    engine = make_engine(settings.database_url)
-    try:
-        report = erase_rows(make_sessionmaker(engine), args.customer_id, settings.outbox_dir)
-    finally:
-        engine.dispose()
+    with database(settings.database_url) as sessions:
+        report = erase_rows(sessions, args.customer_id, settings.outbox_dir)
     report.workflow = workflow
     print(json.dumps(report.as_dict(), indent=2))
     return 0
 
 
 async def cmd_revoke_code(args: argparse.Namespace, settings: Settings) -> int:
-    from storage.db import make_engine, make_sessionmaker
+    from storage.db import database
     from storage.referral_codes import ReferralCodeError, set_code_revoked
 
-    engine = make_engine(settings.database_url)
     try:
-        code, changed = set_code_revoked(make_sessionmaker(engine), args.customer_id, revoked=not args.restore)
+        with database(settings.database_url) as sessions:
+            code, changed = set_code_revoked(sessions, args.customer_id, revoked=not args.restore)
     except ReferralCodeError as err:
         return _fail(str(err), 1)
-    finally:
-        engine.dispose()
     status = "active" if args.restore else "revoked"
     print(json.dumps({"customer_id": args.customer_id, "referral_code": code, "status": status, "changed": changed}))
     return 0
@@ -311,6 +320,9 @@ def parser() -> argparse.ArgumentParser:
     hist.add_argument("customer_id")
     hist.add_argument("--out", required=True)
     sub.add_parser("replay", help="replay histories against the current code").add_argument("files", nargs="+")
+    redeliver = sub.add_parser("redeliver", help="send the stored events a Temporal outage left undelivered")
+    redeliver.add_argument("--older-than", type=float, default=30.0, help="seconds; younger ones may be in flight")
+    redeliver.add_argument("--limit", type=int, default=500)
     revoke = sub.add_parser("revoke-code", help="revoke (or --restore) a customer's referral code")
     revoke.add_argument("customer_id")
     revoke.add_argument("--restore", action="store_true", help="make a revoked code attribute again")
@@ -347,6 +359,7 @@ COMMANDS = {
     "replay": cmd_replay,
     "report": cmd_report,
     "revoke-code": cmd_revoke_code,
+    "redeliver": cmd_redeliver,
     "demo": cmd_demo,
     "templates": cmd_templates,
     "api": cmd_api,

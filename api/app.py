@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -33,11 +36,17 @@ from storage.db import make_engine, make_sessionmaker
 from telemetry import runtime_from_env
 from workflows.playbook import Playbook
 
+log = logging.getLogger("advocacy.api")
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": IngestResult, "description": "invalid events, each named with its index and field"},
     401: {"model": Problem, "description": "missing or wrong key; nothing applied"},
     413: {"model": Problem, "description": "request larger than the limit"},
+    503: {
+        "model": Problem,
+        "description": "Temporal unreachable: the events are stored and will be delivered; retrying is harmless",
+    },
 }
+RELAY_EVERY_SECONDS = 15.0
 
 
 @dataclass
@@ -79,7 +88,11 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             ingest=Ingest(temporal, sessions, settings.task_queue, (runtime or Runtime.default()).metric_meter),
             mapping=load_mapping(settings.segment_mapping_path),
         )
+        relay = asyncio.create_task(_relay(app.state.deps.ingest))
         yield
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
         engine.dispose()
 
     app = FastAPI(
@@ -100,7 +113,24 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     async def problem(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(RPCError)
+    async def temporal_unavailable(request: Request, exc: RPCError) -> JSONResponse:
+        # What was stored stays pending and the relay delivers it; the caller's retry is harmless too.
+        log.warning("Temporal failed during %s %s: %s", request.method, request.url.path, exc.message)
+        detail = f"journeys unavailable, retry later: {exc.message}"
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
+
     return app
+
+
+async def _relay(ingest: Ingest) -> None:
+    """Deliver, every few seconds, the events a failed request left pending."""
+    while True:
+        await asyncio.sleep(RELAY_EVERY_SECONDS)
+        try:
+            await ingest.redeliver()
+        except Exception as err:  # Temporal or the database still down: next round
+            log.warning("relay round failed: %s", err)
 
 
 async def _json_body(request: Request, limit: int = MAX_BATCH_BYTES) -> Any:

@@ -2,15 +2,20 @@
 
 The answer comes after both, so a 2xx means the event is stored and in its
 journey. A retry of the same request finds the rows and signals again, which
-the journey ignores (it de-duplicates by event_id).
+the journey ignores (it de-duplicates by event_id). The events table is also
+the journeys' outbox: a row stays `pending` until its signal succeeded, and
+`redeliver` sends what a Temporal outage left pending (the API runs it in the
+background; `starter.py redeliver` runs it once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -19,9 +24,13 @@ from temporalio.client import Client
 from temporalio.common import MetricMeter
 
 from journeys import JourneyEndedError, send_event
-from storage.event_log import record_events
+from storage.event_log import RECORDED, mark_delivery, pending_events, record_events
 from workflows.events import EventError, event_to_dict, iso, parse_event, parse_timestamp
 from workflows.model import CustomerEvent
+
+log = logging.getLogger("advocacy.api")
+# Older than any request still in flight: what is pending after this was left by a failure.
+REDELIVER_AFTER = timedelta(seconds=30)
 
 
 @dataclass
@@ -65,6 +74,7 @@ class Ingest:
         )
 
     async def accept(self, items: list[Item], outcome: Outcome | None = None) -> Outcome:
+        """Store the valid items, then deliver them; raises RPCError when Temporal failed (the events stay pending)."""
         outcome = outcome or Outcome()
         to_apply: list[tuple[int, CustomerEvent]] = []
         to_record: list[CustomerEvent] = []
@@ -78,43 +88,73 @@ class Ingest:
                 outcome.errors.append(ItemError(item.index, err.field, err.message))
                 continue
             to_apply.append((item.index, event))
-            to_record.append(event)
-        if to_record:
-            await asyncio.to_thread(self._store, to_record)
-            for event in to_record:
+        if to_apply or to_record:
+            await asyncio.to_thread(self._store, [e for _, e in to_apply], to_record)
+            for event in [e for _, e in to_apply] + to_record:
                 self.ingested.add(1, {"type": event.type})
-        outcome.recorded_only += len(to_record) - len(to_apply)
-        # Per customer in order (a profile before the events that follow it), customers in parallel.
-        by_customer: dict[str, list[tuple[int, CustomerEvent]]] = defaultdict(list)
-        for index, event in to_apply:
-            by_customer[event.customer_id].append((index, event))
-        results = await asyncio.gather(*(self._deliver(events) for events in by_customer.values()))
-        for accepted, errors in results:
-            outcome.accepted += accepted
-            outcome.errors += errors
+        outcome.recorded_only += len(to_record)
+        accepted, errors = await self.deliver(to_apply)
+        outcome.accepted += accepted
+        outcome.errors += errors
         outcome.errors.sort(key=lambda e: e.index)
         return outcome
 
-    def _store(self, events: list[CustomerEvent]) -> None:
+    async def deliver(self, events: Sequence[tuple[int, CustomerEvent]]) -> tuple[int, list[ItemError]]:
+        """Signal-with-start each event and mark its row; per customer in order, customers in parallel."""
+        by_customer: dict[str, list[tuple[int, CustomerEvent]]] = defaultdict(list)
+        for index, event in events:
+            by_customer[event.customer_id].append((index, event))
+        results = await asyncio.gather(
+            *(self._deliver(group) for group in by_customer.values()), return_exceptions=True
+        )
+        delivered: list[str] = []
+        refused: list[str] = []
+        errors: list[ItemError] = []
+        failure: BaseException | None = None
+        for result in results:
+            if isinstance(result, BaseException):
+                failure = failure or result
+                continue
+            delivered += result[0]
+            refused += [event_id for event_id, _ in result[1]]
+            errors += [error for _, error in result[1]]
+        if delivered or refused:
+            await asyncio.to_thread(mark_delivery, self.sessions, delivered, refused)
+        if failure is not None:
+            raise failure
+        return len(delivered), errors
+
+    async def redeliver(self, older_than: timedelta = REDELIVER_AFTER, limit: int = 500) -> tuple[int, int]:
+        """Send the events left pending; returns (delivered, refused). Safe to run anywhere, any number of times."""
+        events = await asyncio.to_thread(pending_events, self.sessions, older_than, limit)
+        if not events:
+            return 0, 0
+        delivered, errors = await self.deliver(list(enumerate(events)))
+        log.info("redelivered %d pending events (%d refused: journey ended)", delivered, len(errors))
+        return delivered, len(errors)
+
+    def _store(self, to_apply: list[CustomerEvent], to_record: list[CustomerEvent]) -> None:
         for attempt in range(3):
             try:
                 with self.sessions.begin() as session:
-                    record_events(session, events)
+                    record_events(session, to_apply)
+                    record_events(session, to_record, RECORDED)
                 return
             except IntegrityError:
                 # A concurrent request stored some of the same event ids first: the rest are stored next try.
                 if attempt == 2:
                     raise
 
-    async def _deliver(self, events: list[tuple[int, CustomerEvent]]) -> tuple[int, list[ItemError]]:
-        accepted, errors = 0, []
+    async def _deliver(self, events: list[tuple[int, CustomerEvent]]) -> tuple[list[str], list[tuple[str, ItemError]]]:
+        delivered: list[str] = []
+        refused: list[tuple[str, ItemError]] = []
         for index, event in events:
             try:
                 await send_event(self.client, event_to_dict(event), self.task_queue)
-                accepted += 1
+                delivered.append(event.event_id)
             except JourneyEndedError as err:
-                errors.append(ItemError(index, "customer_id", str(err)))
-        return accepted, errors
+                refused.append((event.event_id, ItemError(index, "customer_id", str(err))))
+        return delivered, refused
 
 
 def _record_only(raw: dict[str, Any]) -> CustomerEvent:

@@ -24,7 +24,7 @@ from api.app import deps
 from api.ingest import Item
 from api.schemas import DealRequest, DealResult, Problem, ReferralRequest, ReferralResult
 from journeys import handle
-from storage.event_log import record_events
+from storage.event_log import DELIVERED, record_events
 from storage.models import CrmDeal, Customer, Event, ReferralClick, ReferralRow
 from workflows.events import EMAIL_RE, iso
 from workflows.journey import AdvocacyJourney
@@ -170,7 +170,7 @@ def _remember_submission(request: Request, advocate_id: str, referral_id: str, r
                           iso(_now()), {"referee_email": referee, "referral_id": referral_id})  # fmt: skip
     try:
         with deps(request).sessions.begin() as session:
-            record_events(session, [event])
+            record_events(session, [event], DELIVERED)  # the journey has it: the update above
     except IntegrityError:
         pass
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import html
+import logging
 from datetime import datetime, timezone
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from temporalio.service import RPCError
 
 from activities.links import TokenError, verify_unsubscribe_token
 from api.app import deps
 from api.ingest import Item
 from workflows.events import iso
 
+log = logging.getLogger("advocacy.api")
 router = APIRouter(tags=["unsubscribe"])
 PAGES = {
     200: {"content": {"text/html": {}}, "description": "a plain page"},
@@ -71,6 +74,10 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
         "occurred_at": iso(datetime.now(timezone.utc)),
         "data": {"reason": "one-click unsubscribe link"},
     }
-    # A customer whose journey has ended gets no more asks anyway: the same answer.
-    await deps(request).ingest.accept([Item(0, event)])
+    # A customer whose journey has ended gets no more asks anyway: the same answer. When Temporal
+    # cannot be reached the event is kept pending and the relay delivers it: the same answer too.
+    try:
+        await deps(request).ingest.accept([Item(0, event)])
+    except RPCError as err:
+        log.warning("unsubscribe for %s stored, journey signal pending: %s", customer_id, err.message)
     return _page("You are unsubscribed", "<p>You will not receive advocacy requests from us any more.</p>")

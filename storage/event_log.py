@@ -1,19 +1,21 @@
-"""The events table: every accepted event, kept once (unique on event_id)."""
+"""The events table: every accepted event, kept once (unique on event_id), and its delivery to the journeys."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timezone
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Event
-from workflows.events import parse_timestamp
+from workflows.events import iso, parse_timestamp
 from workflows.model import CustomerEvent
 
+PENDING, DELIVERED, REFUSED, RECORDED = "pending", "delivered", "refused", "recorded"
 
-def record_events(session: Session, events: Sequence[CustomerEvent]) -> int:
+
+def record_events(session: Session, events: Sequence[CustomerEvent], delivery: str = PENDING) -> int:
     """Insert the events not yet stored; returns how many were new. Re-sending is harmless."""
     ids = {e.event_id for e in events}
     known = set(session.scalars(select(Event.event_id).where(Event.event_id.in_(ids)))) if ids else set()
@@ -31,7 +33,43 @@ def record_events(session: Session, events: Sequence[CustomerEvent]) -> int:
                 occurred_at=parse_timestamp(event.occurred_at),
                 received_at=now,
                 data=event.data,
+                delivery=delivery,
             )
         )
         new += 1
     return new
+
+
+def mark_delivery(sessions: sessionmaker[Session], delivered: Collection[str], refused: Collection[str] = ()) -> None:
+    """After the signals: pending rows become delivered, or refused (the journey had ended)."""
+    with sessions.begin() as session:
+        for status, ids in ((DELIVERED, delivered), (REFUSED, refused)):
+            if ids:
+                session.execute(
+                    update(Event)
+                    .where(Event.event_id.in_(list(ids)), Event.delivery == PENDING)
+                    .values(delivery=status)
+                )
+
+
+def pending_events(sessions: sessionmaker[Session], older_than: timedelta, limit: int) -> list[CustomerEvent]:
+    """Events stored but not (known to be) signalled, oldest first: what a request left when Temporal failed."""
+    cutoff = datetime.now(timezone.utc) - older_than
+    with sessions() as session:
+        rows = session.scalars(
+            select(Event)
+            .where(Event.delivery == PENDING, Event.received_at <= cutoff)
+            .order_by(Event.received_at, Event.event_id)
+            .limit(limit)
+        )
+        return [
+            CustomerEvent(
+                event_id=r.event_id,
+                customer_id=r.customer_id,
+                type=r.type,
+                # SQLite hands timestamps back without their offset; all of them are UTC.
+                occurred_at=iso(r.occurred_at if r.occurred_at.tzinfo else r.occurred_at.replace(tzinfo=timezone.utc)),
+                data=r.data,
+            )
+            for r in rows
+        ]

@@ -48,9 +48,16 @@ class Customer(Base):
 
 
 class Event(Base):
-    """Every event accepted from a backend system, once (unique on event_id)."""
+    """Every event accepted from a backend system, once (unique on event_id).
+
+    `delivery` makes the table an outbox for the journeys: `pending` until the
+    signal-with-start succeeded, then `delivered` (or `refused`: the journey had
+    ended); `recorded` for calls kept but applied to no journey. Pending events
+    are sent again by the relay (storage.relay), so a Temporal outage loses none.
+    """
 
     __tablename__ = "events"
+    __table_args__ = (Index("ix_events_delivery_received_at", "delivery", "received_at"),)
 
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(128), index=True)
@@ -58,6 +65,7 @@ class Event(Base):
     occurred_at: Mapped[datetime] = mapped_column(Timestamp)
     received_at: Mapped[datetime] = mapped_column(Timestamp)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    delivery: Mapped[str] = mapped_column(String(16), server_default="delivered")
 
 
 class AskRow(Base):

@@ -21,8 +21,10 @@ from sqlalchemy import select
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+import journeys
 import starter
 from activities.links import unsubscribe_token
+from api import ingest as api_ingest
 from api import webhooks
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Customer, Event, Message, ReferralClick, ReferralRow
@@ -462,3 +464,39 @@ async def test_a_revoked_referral_code_stops_attributing_until_restored(
     assert await attributed()
     assert await cli("revoke-code", "nobody-at-all") == 1
     assert "no customer 'nobody-at-all'" in capsys.readouterr().err
+
+
+async def test_events_stored_while_temporal_is_down_are_delivered_later(
+    http: httpx.AsyncClient, api: ApiStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    customer = f"out-{uuid.uuid4().hex[:6]}"
+    events = [_profile(customer), _event(customer, "nps_response", {"score": 10})]
+    real = journeys.send_event
+
+    async def temporal_down(*args: Any) -> str:
+        raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+
+    monkeypatch.setattr(api_ingest, "send_event", temporal_down)
+    down = await http.post("/v1/events", json=events, headers=WRITE)
+    assert down.status_code == 503 and down.headers["retry-after"] == "5" and "retry later" in down.json()["detail"]
+    unsubscribed = await http.post(f"/u/{unsubscribe_token(customer)}", content="List-Unsubscribe=One-Click",
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert unsubscribed.status_code == 200 and "You are unsubscribed" in unsubscribed.text  # stored: it will be applied
+    unmapped = {"type": "track", "userId": customer, "event": "Page Scrolled", "messageId": uuid.uuid4().hex}
+    assert (await http.post("/v1/track", json=unmapped, auth=(WRITE_KEY, ""))).status_code == 200
+    rows = _rows(api, Event, Event.customer_id == customer)
+    assert sorted(r.delivery for r in rows) == ["pending", "pending", "pending", "recorded"]
+    assert await _state_with(http, customer, lambda s: True) is None  # no journey yet
+
+    monkeypatch.setattr(api_ingest, "send_event", real)  # Temporal is back
+    monkeypatch.setenv("DATABASE_URL", api.db_url)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", api.settings.temporal_address)
+    monkeypatch.setenv("TEMPORAL_TASK_QUEUE", api.settings.task_queue)
+    assert await asyncio.to_thread(starter.main, ["redeliver", "--older-than", "0"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"delivered": 3, "refused": 0}
+    state = await _eventually(lambda: _state_with(http, customer, lambda s: s["events_applied"] == 3))
+    assert state["opted_out"] and state["last_nps"] == 10 and state["profile"]["name"] == "Ada Lovelace"
+    assert sorted(r.delivery for r in _rows(api, Event, Event.customer_id == customer)) == [
+        "delivered", "delivered", "delivered", "recorded"]  # fmt: skip
+    assert await asyncio.to_thread(starter.main, ["redeliver", "--older-than", "0"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"delivered": 0, "refused": 0}

@@ -26,8 +26,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from config import DEMO_PLAYBOOK, ROOT
 from journeys import get_state
-from storage.db import make_engine, make_sessionmaker
-from storage.models import Message
+from storage.db import database, make_engine, make_sessionmaker
+from storage.models import Event, Message
 from tests.conftest import start_dev_env
 from tests.fake_sendgrid import FakeSendGrid
 from workflows.events import iso
@@ -126,6 +126,9 @@ async def test_cli_worker_state_and_visibility(stack: Stack) -> None:
     sent = stack.cli("send-event", str(events_file))
     assert sent.returncode == 0, sent.stderr
     assert json.loads(sent.stdout)["sent"] == 2
+    with database(stack.db_url) as sessions, sessions() as session:
+        stored = session.scalars(select(Event.delivery).where(Event.customer_id == customer)).all()
+    assert stored == ["delivered", "delivered"]  # kept once, and known to be in the journey
 
     async def engaged() -> bool:
         return (await get_state(stack.client, customer)).stage == "engaged"
