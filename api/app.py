@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -20,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.playbook import read_playbook
 from api import auth
-from api.ingest import Ingest, Item, ItemError, Outcome
+from api.ingest import REDELIVER_AFTER, Ingest, Item, ItemError, Outcome
 from api.schemas import (
     CONTRACT_EVENT_BODY,
     IngestResult,
@@ -67,8 +68,16 @@ def deps(request: Request) -> Deps:
     return value
 
 
-def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
-    """The app; connects to Temporal and the database at startup unless a client is given."""
+def create_app(
+    settings: Settings,
+    client: Client | None = None,
+    relay_every: float = RELAY_EVERY_SECONDS,
+    relay_after: timedelta = REDELIVER_AFTER,
+) -> FastAPI:
+    """The app; connects to Temporal and the database at startup unless a client is given.
+
+    Every `relay_every` seconds it delivers the events a failed request left pending for `relay_after`.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -88,7 +97,7 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
             ingest=Ingest(temporal, sessions, settings.task_queue, (runtime or Runtime.default()).metric_meter),
             mapping=load_mapping(settings.segment_mapping_path),
         )
-        relay = asyncio.create_task(_relay(app.state.deps.ingest))
+        relay = asyncio.create_task(_relay(app.state.deps.ingest, relay_every, relay_after))
         yield
         relay.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -123,12 +132,12 @@ def create_app(settings: Settings, client: Client | None = None) -> FastAPI:
     return app
 
 
-async def _relay(ingest: Ingest) -> None:
+async def _relay(ingest: Ingest, every: float, after: timedelta) -> None:
     """Deliver, every few seconds, the events a failed request left pending."""
     while True:
-        await asyncio.sleep(RELAY_EVERY_SECONDS)
+        await asyncio.sleep(every)
         try:
-            await ingest.redeliver()
+            await ingest.redeliver(after)
         except Exception as err:  # Temporal or the database still down: next round
             log.warning("relay round failed: %s", err)
 

@@ -8,6 +8,7 @@ import socket
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from alembic import command
@@ -31,8 +32,16 @@ def free_port() -> int:
 
 
 class ApiStack:
-    def __init__(self, target_host: str | None, tmp: Path, task_queue: str, **settings: object) -> None:
+    def __init__(
+        self,
+        target_host: str | None,
+        tmp: Path,
+        task_queue: str,
+        app_options: dict[str, Any] | None = None,
+        **settings: object,
+    ) -> None:
         """target_host None: start a time-skipping test server in the stack's own loop too."""
+        self.app_options = app_options or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db_url = f"sqlite:///{tmp / 'api.db'}"
@@ -74,7 +83,7 @@ class ApiStack:
         engine = make_engine(self.db_url)
         parts = WorkerParts(make_sessionmaker(engine), DEFAULT_PLAYBOOK, self.outbox)
         async with build_worker(client, self.settings.task_queue, parts, self.settings):
-            config = uvicorn.Config(create_app(self.settings, client), host="127.0.0.1", port=self.port,
+            config = uvicorn.Config(create_app(self.settings, client, **self.app_options), host="127.0.0.1", port=self.port,
                                     log_level="warning", lifespan="on")  # fmt: skip
             self.server = uvicorn.Server(config)
             serving = asyncio.create_task(self.server.serve())

@@ -500,3 +500,29 @@ async def test_events_stored_while_temporal_is_down_are_delivered_later(
         "delivered", "delivered", "delivered", "recorded"]  # fmt: skip
     assert await asyncio.to_thread(starter.main, ["redeliver", "--older-than", "0"]) == 0
     assert json.loads(capsys.readouterr().out) == {"delivered": 0, "refused": 0}
+
+
+async def test_the_api_relays_pending_events_by_itself(
+    env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = ApiStack(env.client.service_client.config.target_host, tmp_path, f"relay-{uuid.uuid4().hex[:8]}",
+                     app_options={"relay_every": 0.2, "relay_after": timedelta(0)})  # fmt: skip
+    real = journeys.send_event
+
+    async def temporal_down(*args: Any) -> str:
+        raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+
+    await asyncio.to_thread(stack.start)
+    try:
+        async with httpx.AsyncClient(base_url=stack.url, timeout=30) as http:
+            customer = f"rel-{uuid.uuid4().hex[:6]}"
+            monkeypatch.setattr(api_ingest, "send_event", temporal_down)
+            assert (await http.post("/v1/events", json=[_profile(customer)], headers=WRITE)).status_code == 503
+            monkeypatch.setattr(api_ingest, "send_event", real)
+            state = await _eventually(lambda: _state_with(http, customer, lambda s: s["events_applied"] == 1))
+            assert state["profile"]["company"] == "Analytical"
+            await _eventually(
+                lambda: _async(_rows(stack, Event, Event.customer_id == customer, Event.delivery == "delivered"))
+            )
+    finally:
+        await asyncio.to_thread(stack.stop)
