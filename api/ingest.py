@@ -100,29 +100,22 @@ class Ingest:
         return outcome
 
     async def deliver(self, events: Sequence[tuple[int, CustomerEvent]]) -> tuple[int, list[ItemError]]:
-        """Signal-with-start each event and mark its row; per customer in order, customers in parallel."""
+        """Signal-with-start each event and mark its row; per customer in order, customers in parallel.
+
+        What was signalled is marked even when another signal failed; that failure is then raised.
+        """
         by_customer: dict[str, list[tuple[int, CustomerEvent]]] = defaultdict(list)
         for index, event in events:
             by_customer[event.customer_id].append((index, event))
-        results = await asyncio.gather(
-            *(self._deliver(group) for group in by_customer.values()), return_exceptions=True
-        )
-        delivered: list[str] = []
-        refused: list[str] = []
-        errors: list[ItemError] = []
-        failure: BaseException | None = None
-        for result in results:
-            if isinstance(result, BaseException):
-                failure = failure or result
-                continue
-            delivered += result[0]
-            refused += [event_id for event_id, _ in result[1]]
-            errors += [error for _, error in result[1]]
+        groups = await asyncio.gather(*(self._deliver(group) for group in by_customer.values()))
+        delivered = [event_id for group in groups for event_id in group.delivered]
+        refused = [event_id for group in groups for event_id, _ in group.refused]
         if delivered or refused:
             await asyncio.to_thread(mark_delivery, self.sessions, delivered, refused)
+        failure = next((group.failure for group in groups if group.failure is not None), None)
         if failure is not None:
             raise failure
-        return len(delivered), errors
+        return len(delivered), [error for group in groups for _, error in group.refused]
 
     async def redeliver(self, older_than: timedelta = REDELIVER_AFTER, limit: int = 500) -> tuple[int, int]:
         """Send the events left pending; returns (delivered, refused). Safe to run anywhere, any number of times."""
@@ -145,16 +138,27 @@ class Ingest:
                 if attempt == 2:
                     raise
 
-    async def _deliver(self, events: list[tuple[int, CustomerEvent]]) -> tuple[list[str], list[tuple[str, ItemError]]]:
-        delivered: list[str] = []
-        refused: list[tuple[str, ItemError]] = []
+    async def _deliver(self, events: list[tuple[int, CustomerEvent]]) -> _Delivery:
+        done = _Delivery()
         for index, event in events:
             try:
                 await send_event(self.client, event_to_dict(event), self.task_queue)
-                delivered.append(event.event_id)
+                done.delivered.append(event.event_id)
             except JourneyEndedError as err:
-                refused.append((event.event_id, ItemError(index, "customer_id", str(err))))
-        return delivered, refused
+                done.refused.append((event.event_id, ItemError(index, "customer_id", str(err))))
+            except Exception as err:  # Temporal failed: the rest of this customer's events wait, in order
+                done.failure = err
+                break
+        return done
+
+
+@dataclass
+class _Delivery:
+    """One customer's events: signalled, refused (journey ended), and the failure that stopped the rest."""
+
+    delivered: list[str] = field(default_factory=list)
+    refused: list[tuple[str, ItemError]] = field(default_factory=list)
+    failure: Exception | None = None
 
 
 def _record_only(raw: dict[str, Any]) -> CustomerEvent:
