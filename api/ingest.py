@@ -24,7 +24,7 @@ from temporalio.client import Client
 from temporalio.common import MetricMeter
 
 from journeys import JourneyEndedError, send_event
-from storage.event_log import RECORDED, mark_delivery, pending_events, record_events
+from storage.event_log import RECORDED, mark_delivery, pending_events, record_events, relay_turn
 from workflows.events import EventError, event_to_dict, iso, parse_event, parse_timestamp
 from workflows.model import CustomerEvent
 
@@ -118,11 +118,15 @@ class Ingest:
         return len(delivered), [error for group in groups for _, error in group.refused]
 
     async def redeliver(self, older_than: timedelta = REDELIVER_AFTER, limit: int = 500) -> tuple[int, int]:
-        """Send the events left pending; returns (delivered, refused). Safe to run anywhere, any number of times."""
-        events = await asyncio.to_thread(pending_events, self.sessions, older_than, limit)
-        if not events:
-            return 0, 0
-        delivered, errors = await self.deliver(list(enumerate(events)))
+        """Send the events left pending; returns (delivered, refused). Safe to run anywhere, any number of
+        times; with several API replicas on PostgreSQL, one relays per round and the others skip it."""
+        with relay_turn(self.sessions) as mine:
+            if not mine:
+                return 0, 0
+            events = await asyncio.to_thread(pending_events, self.sessions, older_than, limit)
+            if not events:
+                return 0, 0
+            delivered, errors = await self.deliver(list(enumerate(events)))
         log.info("redelivered %d pending events (%d refused: journey ended)", delivered, len(errors))
         return delivered, len(errors)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Event
@@ -13,6 +14,8 @@ from workflows.events import iso, parse_timestamp
 from workflows.model import CustomerEvent
 
 PENDING, DELIVERED, REFUSED, RECORDED = "pending", "delivered", "refused", "recorded"
+# PostgreSQL advisory lock key of the relay ("advocacy relay" in ASCII, folded into a bigint).
+RELAY_LOCK = int.from_bytes(b"advrelay", "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def record_events(session: Session, events: Sequence[CustomerEvent], delivery: str = PENDING) -> int:
@@ -73,3 +76,21 @@ def pending_events(sessions: sessionmaker[Session], older_than: timedelta, limit
             )
             for r in rows
         ]
+
+
+@contextmanager
+def relay_turn(sessions: sessionmaker[Session]) -> Iterator[bool]:
+    """Whether this process may relay now: on PostgreSQL one relay at a time across all API replicas
+    (a session advisory lock, skipped when taken); SQLite databases live on one host, always yes."""
+    bind = sessions.kw.get("bind")
+    if bind is None or bind.dialect.name != "postgresql":
+        yield True
+        return
+    with bind.engine.connect() as connection:
+        mine = bool(connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": RELAY_LOCK}))
+        try:
+            yield mine
+        finally:
+            if mine:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": RELAY_LOCK})
+            connection.commit()

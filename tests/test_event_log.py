@@ -1,0 +1,54 @@
+"""The events table as the journeys' outbox (SQLite always, PostgreSQL when TEST_DATABASE_URL is set)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.ingest import Ingest
+from storage.event_log import RECORDED, mark_delivery, pending_events, record_events, relay_turn
+from storage.models import Event
+from tests.conftest import PG_URL
+from workflows.model import CustomerEvent
+
+
+def _event(n: int, customer: str = "c1") -> CustomerEvent:
+    return CustomerEvent(f"e{n}", customer, "usage_milestone", f"2026-11-0{n}T10:00:00Z", {"milestone": f"m{n}"})
+
+
+def _deliveries(db: sessionmaker[Session]) -> dict[str, str]:
+    with db() as session:
+        return {event_id: delivery for event_id, delivery in session.execute(select(Event.event_id, Event.delivery))}
+
+
+def test_rows_are_pending_until_marked_and_marks_only_move_pending_rows(db: sessionmaker[Session]) -> None:
+    with db.begin() as session:
+        assert record_events(session, [_event(1), _event(2), _event(3)]) == 3
+        assert record_events(session, [_event(4)], RECORDED) == 1
+        assert record_events(session, [_event(1), _event(5)]) == 1  # e1 is kept once
+    mark_delivery(db, ["e1"], ["e2"])
+    mark_delivery(db, [], ["e1", "e4"])  # a late refusal does not undo a delivery or touch a recorded call
+    assert _deliveries(db) == {"e1": "delivered", "e2": "refused", "e3": "pending", "e4": "recorded", "e5": "pending"}
+    pending = pending_events(db, timedelta(0), limit=10)
+    assert [e.event_id for e in pending] == ["e3", "e5"]
+    assert pending[0] == _event(3)  # the same event as sent: timestamp in UTC with Z, data intact
+    assert pending_events(db, timedelta(hours=1), limit=10) == []  # too young: its request may be in flight
+    assert len(pending_events(db, timedelta(0), limit=1)) == 1
+
+
+@pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL unset")
+async def test_one_relay_at_a_time_across_replicas_on_postgresql(db: sessionmaker[Session]) -> None:
+    if db.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: a SQLite database has one host")
+    with db.begin() as session:
+        record_events(session, [_event(1)])
+    with relay_turn(db) as first, relay_turn(db) as second:
+        assert first and not second
+        # Another replica's relay holds the turn: this one sends nothing (and needs no Temporal).
+        assert await Ingest(None, db, "q").redeliver(timedelta(0)) == (0, 0)  # type: ignore[arg-type]
+    with relay_turn(db) as again:
+        assert again
+    assert _deliveries(db) == {"e1": "pending"}
