@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
 from typing import Any
 
@@ -11,7 +12,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows.events import event_to_dict, parse_event
 from workflows.journey import SA_STAGE, AdvocacyJourney
-from workflows.model import JourneyInput, JourneyState, workflow_id_for
+from workflows.model import STAGES, JourneyInput, JourneyState, workflow_id_for
+
+# A journey's earlier runs stay in visibility with the search attributes they ended with (status
+# ContinuedAsNew): questions about journeys as they are now look at each journey's latest run only.
+LATEST_RUNS = 'WorkflowType = "AdvocacyJourney" AND ExecutionStatus != "ContinuedAsNew"'
 
 
 class JourneyEndedError(Exception):
@@ -65,7 +70,7 @@ def state_dict(state: JourneyState) -> dict[str, Any]:
 
 
 async def list_journeys(client: Client, stage: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-    query = 'WorkflowType = "AdvocacyJourney"'
+    query = LATEST_RUNS
     if stage:
         query += f' AND AdvocacyStage = "{stage}"'
     rows = []
@@ -82,3 +87,11 @@ async def list_journeys(client: Client, stage: str | None = None, limit: int = 1
             }
         )
     return rows
+
+
+async def journeys_per_stage(client: Client) -> dict[str, int]:
+    """How many journeys are in each stage now (visibility counts over each journey's latest run)."""
+    counts = await asyncio.gather(
+        *(client.count_workflows(f'{LATEST_RUNS} AND AdvocacyStage = "{stage}"') for stage in STAGES)
+    )
+    return {stage: c.count for stage, c in zip(STAGES, counts, strict=True)}

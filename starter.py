@@ -8,7 +8,7 @@ python starter.py pause|resume|opt-out|churn CUSTOMER_ID [--reason TEXT]
 python starter.py submit-referral CUSTOMER_ID --email E [--name N] [--company C]
 python starter.py history CUSTOMER_ID --out FILE
 python starter.py replay FILE [FILE ...]
-python starter.py report [--since 2026-07-01] [--until 2026-10-01] [--retention-days 90]
+python starter.py report [--since 2026-07-01] [--until 2026-10-01] [--retention-days 90] [--stages]
 python starter.py demo [--exit] [--customers N]
 python starter.py api [--host H] [--port P]           # the HTTP API
 python starter.py codec-server [--port 8888]          # the Web UI's decoder for encrypted payloads
@@ -223,6 +223,10 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         report = program_report(settings.database_url, since, until, args.retention_days)
     except ReportError as err:
         return _fail(str(err))
+    if args.stages:
+        from journeys import journeys_per_stage
+
+        report["journeys_per_stage"] = await journeys_per_stage(await _connect(settings))
     print(json.dumps(report, indent=2))
     return 0
 
@@ -330,6 +334,7 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--since", help="start of the window, ISO 8601 date or timestamp (UTC if no offset)")
     report.add_argument("--until", help="end of the window (exclusive); default now")
     report.add_argument("--retention-days", type=int, default=90, help="period length for advocate retention")
+    report.add_argument("--stages", action="store_true", help="add journeys per stage now (from Temporal)")
     demo = sub.add_parser("demo", help="run the whole product locally on embedded defaults")
     demo.add_argument("--exit", action="store_true", help="end after the summary")
     demo.add_argument("--customers", type=int, default=60)

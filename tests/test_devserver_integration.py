@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,6 +32,8 @@ from storage.models import Event, Message
 from tests.conftest import start_dev_env
 from tests.fake_sendgrid import FakeSendGrid
 from workflows.events import iso
+from workflows.journey import AdvocacyJourney
+from workflows.model import JourneyInput
 
 pytestmark = pytest.mark.devserver
 
@@ -263,3 +266,49 @@ async def test_forget_from_the_command_line(stack: Stack) -> None:
     again = json.loads(stack.cli("forget", customer).stdout)
     assert again["workflow"] == "not found" and again["rows"] == {}
     engine.dispose()
+
+
+async def test_lists_and_counts_see_each_journey_once_across_continue_as_new(stack: Stack) -> None:
+    """Earlier runs stay in visibility with the stage they ended in; `list` and `report --stages` skip them."""
+    stack.worker()
+    customer = f"can-{uuid.uuid4().hex[:8]}"
+    first = json.loads(
+        stack.event(customer, "customer_profile", {"email": "al@a.example", "name": "Al", "company": "A"})
+    )
+    handle = await stack.client.start_workflow(
+        AdvocacyJourney.run, JourneyInput(customer_id=customer, max_history_length=25), id=f"advocacy-{customer}",
+        task_queue=stack.queue, start_signal="customer_event", start_signal_args=[first],
+    )  # fmt: skip
+    for n in range(20):
+        await handle.signal(
+            "customer_event", json.loads(stack.event(customer, "usage_milestone", {"milestone": f"m{n}"}))
+        )
+
+    async def continued() -> bool:
+        state = await get_state(stack.client, customer)
+        return state.runs >= 2 and state.events_applied == 21
+
+    await _eventually(continued)
+    stage = (await get_state(stack.client, customer)).stage
+
+    async def all_runs() -> list[str]:  # the raw question, as the Web UI's default list asks it
+        query = f'WorkflowType = "AdvocacyJourney" AND CustomerId = "{customer}"'
+        return [wf.id async for wf in stack.client.list_workflows(query)]
+
+    assert len(await _eventually(lambda: _at_least(all_runs, 3))) >= 3
+    listed = [json.loads(line) for line in stack.cli("list", "--stage", stage).stdout.splitlines()]
+    assert [row["workflow_id"] for row in listed].count(f"advocacy-{customer}") == 1
+    report = json.loads(stack.cli("report", "--stages").stdout)
+    assert report["journeys_per_stage"][stage] == len(listed)  # every journey in that stage, each once
+
+
+async def _at_least(ask: Any, n: int) -> Any:
+    found = await ask()
+    return found if len(found) >= n else None
+
+
+async def test_every_saved_query_in_the_runbook_is_accepted(dev_env: WorkflowEnvironment) -> None:
+    queries = re.findall(r"^\| [^|]+ \| `(.+)` \|$", (ROOT / "docs" / "runbook.md").read_text(), re.MULTILINE)
+    assert len(queries) >= 10
+    for query in queries:
+        [wf async for wf in dev_env.client.list_workflows(query, limit=1)]  # raises on a query visibility refuses
