@@ -1,6 +1,6 @@
 """Record workflow histories from real runs into tests/histories/ (replayed by test_replay.py).
 
-    .venv/bin/python -m tests.record_histories
+    .venv/bin/python -m tests.record_histories [NAME ...] [--into tests/histories/before_CHANGE]
 
 Re-record only when a change is meant to alter commands, and put that change
 behind workflow.patched first so the old histories still replay.
@@ -8,6 +8,7 @@ behind workflow.patched first so the old histories still replay.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -31,12 +32,15 @@ RUNS: list[tuple[str, str, Callable[[Harness], Awaitable[None]]]] = [
     ("referral_rewards", "referrer", scenarios.test_referral_reward_pending_then_approved_or_void),
     ("unsubscribe", "unsub", scenarios.test_unsubscribe_mid_ask_stops_everything_but_tracking),
     ("continued_as_new", "long", long_journey.test_two_years_across_continue_as_new),
+    ("repeated_win_after_cap", "capwin", scenarios.test_a_repeated_win_after_the_cap_gives_the_referee_incentive_once),
 ]
 
 
-async def main() -> int:
-    HISTORIES.mkdir(exist_ok=True)
+async def main(only: list[str], into: Path = HISTORIES) -> int:
+    into.mkdir(exist_ok=True)
     for name, suffix, scenario in RUNS:
+        if only and name not in only:
+            continue
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=TEST_SERVER, data_converter=data_converter()
         )
@@ -48,11 +52,15 @@ async def main() -> int:
                 await scenario(h)
                 history = await env.client.get_workflow_handle(workflow_id_for(h.cid(suffix))).fetch_history()
             engine.dispose()
-        (HISTORIES / f"{name}.json").write_text(history.to_json())
+        (into / f"{name}.json").write_text(history.to_json())
         print(f"{name}: {len(history.events)} events")
         await env.shutdown()
     return 0
 
 
 if __name__ == "__main__":
-    exit_now(asyncio.run(main()))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="record only these (default: all)")
+    parser.add_argument("--into", type=Path, default=HISTORIES, help="folder (e.g. one named for a change)")
+    args = parser.parse_args()
+    exit_now(asyncio.run(main(args.names, args.into)))

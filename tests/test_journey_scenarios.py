@@ -198,3 +198,19 @@ async def test_annual_reward_cap(harness: Harness) -> None:
     state = await h.state(c)
     advocate = [r.amount for r in state.rewards if r.beneficiary == "advocate"]
     assert advocate == [600.0, 400.0] and sum(advocate) == 1000.0  # third is over the cap: none
+
+
+async def test_a_repeated_win_after_the_cap_gives_the_referee_incentive_once(harness: Harness) -> None:
+    """Found by the property test: with the annual cap used up there is no advocate reward, and a second
+    "won" for the same referral (a CRM re-sending the deal) used to add the referee's incentive again."""
+    h, c = harness, harness.cid("capwin")
+    await h.profile(c)
+    await h.send(c, "referral_converted", {"referee_email": "big@one.test", "stage": "won", "amount": 40000})
+    for _ in range(2):  # two deliveries of the same win, with different event ids
+        await h.send(c, "referral_converted", {"referee_email": "small@two.test", "stage": "won", "amount": 0})
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    ids = [r.reward_id for r in state.rewards]
+    assert len(ids) == len(set(ids)) == 3  # the first win's two rewards, and the second's incentive once
+    assert [r.amount for r in state.rewards if r.beneficiary == "advocate"] == [1000.0]  # the cap
+    assert sorted(r.reward_id for r in ledger(h.sessions, c)) == sorted(ids)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from activities.playbook import read_playbook
@@ -84,6 +84,10 @@ def simulate(steps: list[tuple[float, tuple[str, dict[str, Any]], int]]) -> Jour
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(step, max_size=40))
+@example(  # found by this test: the cap used up, then the same referral won twice
+    [(0.0, ("referral_converted", {"referee_email": "b@y.co", "stage": "won", "amount": 33334}), 0)]
+    + [(0.0, ("referral_converted", {"referee_email": "a@x.co", "stage": "won", "amount": 0}), n) for n in (1, 2)]
+)
 def test_no_sequence_breaks_the_ask_budget_or_double_rewards(steps: list[Any]) -> None:
     state = simulate(steps)
     created = sorted(parse_timestamp(a.created_at) for a in state.asks)

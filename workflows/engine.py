@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -70,6 +71,17 @@ class RecordCustomer:
 
 
 Effect = SendEmail | RecordAsk | RecordReward | SettleReward | RecordReferral | RecordCustomer
+
+# Fixes that change what a running journey would do ask `patched(name)` at the point where old and new
+# code part ways; the workflow passes `workflow.patched`, so histories recorded before a fix replay as
+# they ran. Outside a workflow (tests, simulation) every fix applies.
+Patched = Callable[[str], bool]
+REFEREE_INCENTIVE_ONCE = "referee-incentive-once"
+
+
+def _every_fix(name: str) -> bool:
+    return True
+
 
 POSITIVE = "positive"
 _RISK_RANK = {"low": 0, "medium": 1, "high": 2}
@@ -361,7 +373,9 @@ def _referral_reward_amount(pb: Playbook, deal_amount: float | None) -> float:
     return max(spec.flat, percent)
 
 
-def _convert_referral(state: JourneyState, pb: Playbook, ev: CustomerEvent, now: datetime) -> list[Effect]:
+def _convert_referral(
+    state: JourneyState, pb: Playbook, ev: CustomerEvent, now: datetime, patched: Patched
+) -> list[Effect]:
     data = ev.data
     effects: list[Effect] = []
     referral = None
@@ -411,9 +425,12 @@ def _convert_referral(state: JourneyState, pb: Playbook, ev: CustomerEvent, now:
                 effects.append(RecordReward(replace(reward)))
             else:
                 _signal(state, pb, now, ev.type, None, "annual reward cap reached: no referral reward")
-            if spec.referee_amount > 0:
+            incentive_id = f"referee-{referral.referral_id}"
+            # A second "won" after the annual cap left no advocate reward used to add the incentive again.
+            given = any(r.reward_id == incentive_id for r in state.rewards) and patched(REFEREE_INCENTIVE_ONCE)
+            if spec.referee_amount > 0 and not given:
                 incentive = Reward(
-                    reward_id=f"referee-{referral.referral_id}", program="referral",
+                    reward_id=incentive_id, program="referral",
                     amount=spec.referee_amount, currency=spec.referee_currency, status="pending",
                     kind=spec.referee_kind, beneficiary="referee", referral_id=referral.referral_id,
                     created_at=iso(now), hold_until=hold_until,
@@ -432,7 +449,9 @@ def _convert_referral(state: JourneyState, pb: Playbook, ev: CustomerEvent, now:
     return effects
 
 
-def apply_event(state: JourneyState, pb: Playbook, ev: CustomerEvent, now: datetime) -> list[Effect]:
+def apply_event(
+    state: JourneyState, pb: Playbook, ev: CustomerEvent, now: datetime, patched: Patched = _every_fix
+) -> list[Effect]:
     """Apply one validated event. Duplicates (same event_id) change nothing."""
     if ev.event_id in state.seen_event_ids:
         return []
@@ -441,7 +460,7 @@ def apply_event(state: JourneyState, pb: Playbook, ev: CustomerEvent, now: datet
     state.events_applied += 1
     # Never trust a timestamp from the future: it would pin "latest" values forever.
     at = min(parse_timestamp(ev.occurred_at), now)
-    effects = _apply(state, pb, ev, at, now)
+    effects = _apply(state, pb, ev, at, now, patched)
     refresh(state, pb)
     return effects
 
@@ -451,7 +470,9 @@ def _newer(current: str | None, at: datetime) -> bool:
     return last is None or at >= last
 
 
-def _apply(state: JourneyState, pb: Playbook, ev: CustomerEvent, at: datetime, now: datetime) -> list[Effect]:
+def _apply(
+    state: JourneyState, pb: Playbook, ev: CustomerEvent, at: datetime, now: datetime, patched: Patched
+) -> list[Effect]:
     data, kind = ev.data, ev.type
     effects: list[Effect] = []
     if kind == "customer_profile":
@@ -549,7 +570,7 @@ def _apply(state: JourneyState, pb: Playbook, ev: CustomerEvent, at: datetime, n
         )
         effects += more
     elif kind == "referral_converted":
-        effects += _convert_referral(state, pb, ev, now)
+        effects += _convert_referral(state, pb, ev, now, patched)
     elif kind == "unsubscribed":
         effects += opt_out(state, now, data.get("reason") or "unsubscribed")
     return effects

@@ -139,7 +139,7 @@ class AdvocacyJourney:
                     workflow.logger.warning("rejected event: %s", err)
                     continue
                 applied = state.events_applied
-                effects += engine.apply_event(state, pb, event, now)
+                effects += engine.apply_event(state, pb, event, now, workflow.patched)
                 if state.events_applied > applied:
                     self._counter("advocacy_events_applied", "events applied by journeys").add(1, {"type": event.type})
             if self.timer_fired:
