@@ -40,9 +40,8 @@ def test_rows_are_pending_until_marked_and_marks_only_move_pending_rows(db: sess
 
 
 @pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL unset")
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)  # a SQLite database has one host: always its turn
 async def test_one_relay_at_a_time_across_replicas_on_postgresql(db: sessionmaker[Session]) -> None:
-    if db.kw["bind"].dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only: a SQLite database has one host")
     with db.begin() as session:
         record_events(session, [_event(1)])
     with relay_turn(db) as first, relay_turn(db) as second:
