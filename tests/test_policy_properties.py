@@ -15,6 +15,7 @@ from config import DEFAULT_PLAYBOOK
 from workflows import engine
 from workflows.events import iso, parse_event, parse_timestamp
 from workflows.model import OPEN_ASK_STATUSES, JourneyState
+from workflows.schedule import next_business_time
 
 PB = read_playbook(DEFAULT_PLAYBOOK)
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -96,6 +97,10 @@ def test_no_sequence_breaks_the_ask_budget_or_double_rewards(steps: list[Any]) -
     window = timedelta(seconds=PB.ask_window_seconds)
     for start in created:
         assert sum(start <= t < start + window for t in created) <= PB.ask_max_per_window
+    for ask in state.asks:  # asks and reminders go out in the customer's business hours
+        for when in filter(None, (ask.sent_at, ask.reminded_at)):
+            at = parse_timestamp(when)
+            assert next_business_time(at, state.profile.timezone, PB.business_hours) == at, (ask, when)
     ids = Counter(r.reward_id for r in state.rewards)
     assert all(n == 1 for n in ids.values()), ids
     advocate = sorted(
@@ -125,3 +130,16 @@ def test_the_simulation_does_ask_and_reward() -> None:
 def test_opted_out_customers_get_no_asks_and_no_emails() -> None:
     state = simulate([(1, ("unsubscribed", {}), 0), (2, ("nps_response", {"score": 10}), 1), (3, ("renewal", {}), 2)])
     assert state.opted_out and state.asks == []
+
+
+def test_a_reminder_a_week_later_across_daylight_saving_waits_for_business_hours() -> None:
+    """Found by the property above: an ask sent Friday 16:00 in New York, reminded a week later at the same
+    UTC time, would have gone out at 17:00 EDT (closed) once the clocks changed on 8 March 2026."""
+    state = JourneyState(customer_id="c-1")
+    state.profile.timezone = "America/New_York"
+    sent = datetime(2026, 3, 6, 21, 0, tzinfo=timezone.utc)  # Friday 16:00 EST
+    assert engine.reminder_due(state, PB, sent) == datetime(2026, 3, 16, 13, 0, tzinfo=timezone.utc)  # Mon 09:00 EDT
+    # Journeys recorded before the fix keep their old timing (workflow.patched is False on their replay).
+    assert engine.reminder_due(state, PB, sent, patched=lambda name: False) == sent + timedelta(days=7)
+    state.profile.timezone = "Europe/Berlin"  # 22:00 there: already out of hours a week earlier, same rule
+    assert engine.reminder_due(state, PB, sent) == datetime(2026, 3, 16, 8, 0, tzinfo=timezone.utc)

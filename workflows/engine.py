@@ -77,6 +77,7 @@ Effect = SendEmail | RecordAsk | RecordReward | SettleReward | RecordReferral | 
 # they ran. Outside a workflow (tests, simulation) every fix applies.
 Patched = Callable[[str], bool]
 REFEREE_INCENTIVE_ONCE = "referee-incentive-once"
+REMINDERS_IN_BUSINESS_HOURS = "reminders-in-business-hours"
 
 
 def _every_fix(name: str) -> bool:
@@ -716,7 +717,15 @@ def next_ask(state: JourneyState, pb: Playbook, now: datetime) -> tuple[ProgramS
     return spec, not_before
 
 
-def advance(state: JourneyState, pb: Playbook, now: datetime) -> list[Effect]:
+def reminder_due(state: JourneyState, pb: Playbook, sent: datetime, patched: Patched = _every_fix) -> datetime:
+    """When an unanswered ask gets its reminder: `reminder_after` past the send, in business hours
+    (a week later can be outside them across a daylight-saving change; other delays, on a weekend)."""
+    due = sent + _secs(pb.reminder_after_seconds)
+    aligned = next_business_time(due, state.profile.timezone, pb.business_hours)
+    return aligned if aligned != due and patched(REMINDERS_IN_BUSINESS_HOURS) else due
+
+
+def advance(state: JourneyState, pb: Playbook, now: datetime, patched: Patched = _every_fix) -> list[Effect]:
     """Everything that is due at `now`: recoveries, reward holds, reminders, declines, new asks."""
     effects: list[Effect] = []
     until = _t(state.at_risk_until)
@@ -740,7 +749,7 @@ def advance(state: JourneyState, pb: Playbook, now: datetime) -> list[Effect]:
     if ask is not None and not _asks_blocked(state):
         sent = _t(ask.sent_at)
         reminded = _t(ask.reminded_at)
-        if ask.status == "sent" and sent and now >= sent + _secs(pb.reminder_after_seconds):
+        if ask.status == "sent" and sent and now >= reminder_due(state, pb, sent, patched):
             effects += _email(
                 state, f"{ask.ask_id}:reminder", "reminder", "reminder",
                 f"remind {state.customer_id} about {ask.program} ask {ask.ask_id}",
@@ -780,7 +789,9 @@ def advance(state: JourneyState, pb: Playbook, now: datetime) -> list[Effect]:
     return effects
 
 
-def next_wake(state: JourneyState, pb: Playbook, now: datetime) -> tuple[datetime, str] | None:
+def next_wake(
+    state: JourneyState, pb: Playbook, now: datetime, patched: Patched = _every_fix
+) -> tuple[datetime, str] | None:
     """When something next falls due without a new event, and what, for the timer summary."""
     due: list[tuple[datetime, str]] = []
     until = _t(state.at_risk_until)
@@ -795,7 +806,7 @@ def next_wake(state: JourneyState, pb: Playbook, now: datetime) -> tuple[datetim
         if ask.status == "sent" and ask.sent_at:
             due.append(
                 (
-                    parse_timestamp(ask.sent_at) + _secs(pb.reminder_after_seconds),
+                    reminder_due(state, pb, parse_timestamp(ask.sent_at), patched),
                     f"wait for {ask.program} response, {human_duration(pb.reminder_after_seconds)}",
                 )
             )

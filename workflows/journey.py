@@ -144,11 +144,11 @@ class AdvocacyJourney:
                     self._counter("advocacy_events_applied", "events applied by journeys").add(1, {"type": event.type})
             if self.timer_fired:
                 self.timer_fired, self.timer, self.timer_at = False, None, None
-            effects += engine.advance(state, pb, now)
+            effects += engine.advance(state, pb, now, workflow.patched)
             if not effects:
                 break
             await self._run_effects(effects)
-        self.wake = engine.next_wake(state, pb, workflow.now())
+        self.wake = engine.next_wake(state, pb, workflow.now(), workflow.patched)
         self._publish()
 
     async def _run_effects(self, effects: list[engine.Effect]) -> None:
