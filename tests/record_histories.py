@@ -33,6 +33,7 @@ RUNS: list[tuple[str, str, Callable[[Harness], Awaitable[None]]]] = [
     ("unsubscribe", "unsub", scenarios.test_unsubscribe_mid_ask_stops_everything_but_tracking),
     ("continued_as_new", "long", long_journey.test_two_years_across_continue_as_new),
     ("repeated_win_after_cap", "capwin", scenarios.test_a_repeated_win_after_the_cap_gives_the_referee_incentive_once),
+    ("same_site_review_twice", "twice", scenarios.test_a_review_on_the_same_site_without_an_ask_counts_once),
 ]
 
 

@@ -214,3 +214,17 @@ async def test_a_repeated_win_after_the_cap_gives_the_referee_incentive_once(har
     assert len(ids) == len(set(ids)) == 3  # the first win's two rewards, and the second's incentive once
     assert [r.amount for r in state.rewards if r.beneficiary == "advocate"] == [1000.0]  # the cap
     assert sorted(r.reward_id for r in ledger(h.sessions, c)) == sorted(ids)
+
+
+async def test_a_review_on_the_same_site_without_an_ask_counts_once(harness: Harness) -> None:
+    """Found by the property test: a second unsolicited review on the same site counted as another
+    activity (towards the ladder and champion) and asked for a thank-you the outbox then dropped."""
+    h, c = harness, harness.cid("twice")
+    await h.profile(c)
+    for _ in range(2):  # the platform re-sends it, or the customer edits it: a new event id each time
+        await h.send(c, "review_submitted", {"site": "G2", "rating": 5})
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    assert state.completed == {"review": 1} and [r.reward_id for r in state.rewards] == ["review-site-g2"]
+    assert any("review already counted (site-g2)" in s.reason for s in state.signals)
+    assert sorted(m.template for m in messages(h.sessions, c)) == ["reward_notice", "thank_you"]  # one each

@@ -49,37 +49,44 @@ step = st.tuples(
 )
 
 
-def _run_due(state: JourneyState, current: datetime, until: datetime) -> None:
+def _run_due(state: JourneyState, current: datetime, until: datetime, log: list[engine.Effect]) -> None:
     """Let time pass from `current` to `until`, running every wake-up on the way (effects succeed at once)."""
     for _ in range(500):
         wake = engine.next_wake(state, PB, current)
         if wake is None or wake[0] > until:
             return
         current = max(current, wake[0])
-        for effect in engine.advance(state, PB, current):
-            engine.effect_done(state, PB, effect, current)
+        _succeed(state, engine.advance(state, PB, current), current, log)
     raise AssertionError("the journey keeps waking without progress")
 
 
-def simulate(steps: list[tuple[float, tuple[str, dict[str, Any]], int]]) -> JourneyState:
+def _succeed(state: JourneyState, effects: list[engine.Effect], now: datetime, log: list[engine.Effect]) -> None:
+    for effect in effects:
+        log.append(effect)
+        engine.effect_done(state, PB, effect, now)
+
+
+def simulate(
+    steps: list[tuple[float, tuple[str, dict[str, Any]], int]], log: list[engine.Effect] | None = None
+) -> JourneyState:
+    """Run the policy over `steps`; every effect it asks for is appended to `log`."""
+    log = [] if log is None else log
     state = JourneyState(customer_id="c-1", started_at=iso(START))
     now = START
     profile = parse_event(
         {"event_id": "p", "customer_id": "c-1", "type": "customer_profile", "occurred_at": iso(now),
          "data": {"email": "ada@acme.co", "name": "Ada", "company": "Acme", "segment": "enterprise"}}
     )  # fmt: skip
-    engine.apply_event(state, PB, profile, now)
+    _succeed(state, engine.apply_event(state, PB, profile, now), now, log)
     for hours, (kind, data), bucket in steps:
-        _run_due(state, now, now + timedelta(hours=hours))
+        _run_due(state, now, now + timedelta(hours=hours), log)
         now += timedelta(hours=hours)
         event = parse_event(
             {"event_id": f"{kind}-{bucket}", "customer_id": "c-1", "type": kind, "occurred_at": iso(now), "data": data}
         )
-        for effect in engine.apply_event(state, PB, event, now):
-            engine.effect_done(state, PB, effect, now)
-        for effect in engine.advance(state, PB, now):
-            engine.effect_done(state, PB, effect, now)
-    _run_due(state, now, now + timedelta(days=120))
+        _succeed(state, engine.apply_event(state, PB, event, now), now, log)
+        _succeed(state, engine.advance(state, PB, now), now, log)
+    _run_due(state, now, now + timedelta(days=120), log)
     return state
 
 
@@ -89,8 +96,16 @@ def simulate(steps: list[tuple[float, tuple[str, dict[str, Any]], int]]) -> Jour
     [(0.0, ("referral_converted", {"referee_email": "b@y.co", "stage": "won", "amount": 33334}), 0)]
     + [(0.0, ("referral_converted", {"referee_email": "a@x.co", "stage": "won", "amount": 0}), n) for n in (1, 2)]
 )
+@example([(0.0, ("review_submitted", {"site": "g2", "rating": 5}), n) for n in (0, 1)])  # the same site twice
 def test_no_sequence_breaks_the_ask_budget_or_double_rewards(steps: list[Any]) -> None:
-    state = simulate(steps)
+    log: list[engine.Effect] = []
+    state = simulate(steps, log)
+    # Every email and ledger row the policy asks for is new: an effect the outbox or the ledger would
+    # drop as a duplicate shows in the Web UI as a step that did nothing.
+    emails = Counter(e.key for e in log if isinstance(e, engine.SendEmail))
+    assert all(n == 1 for n in emails.values()), emails
+    recorded = Counter(e.reward.reward_id for e in log if isinstance(e, engine.RecordReward))
+    assert all(n == 1 for n in recorded.values()), recorded
     created = sorted(parse_timestamp(a.created_at) for a in state.asks)
     for a, b in pairwise(created):
         assert b - a >= timedelta(seconds=PB.ask_min_gap_seconds)

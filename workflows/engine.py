@@ -78,6 +78,7 @@ Effect = SendEmail | RecordAsk | RecordReward | SettleReward | RecordReferral | 
 Patched = Callable[[str], bool]
 REFEREE_INCENTIVE_ONCE = "referee-incentive-once"
 REMINDERS_IN_BUSINESS_HOURS = "reminders-in-business-hours"
+ORGANIC_COMPLETION_ONCE = "organic-completion-once"
 
 
 def _every_fix(name: str) -> bool:
@@ -285,9 +286,19 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "x"
 
 
-def _complete_activity(state: JourneyState, pb: Playbook, program: str, now: datetime, reward_key: str) -> list[Effect]:
+def _complete_activity(
+    state: JourneyState, pb: Playbook, program: str, now: datetime, reward_key: str, patched: Patched = _every_fix
+) -> list[Effect]:
     effects: list[Effect] = []
     ask = next((a for a in reversed(state.asks) if a.program == program and a.status in OPEN_ASK_STATUSES), None)
+    key = f"{program}-{reward_key}"
+    # A second review on the same site without an ask (the platform re-sending it, an edit) used to count
+    # as another activity and send a thank-you that the outbox then dropped as a duplicate.
+    if ask is None and key in state.completion_keys and patched(ORGANIC_COMPLETION_ONCE):
+        _signal(state, pb, now, program, None, f"{program} already counted ({reward_key})")
+        return effects
+    if key not in state.completion_keys:
+        state.completion_keys.append(key)
     if ask is not None:
         ask.status = "completed"
         ask.completed_at = iso(now)
@@ -553,7 +564,7 @@ def _apply(
         elif level == "low":
             _positive_moment(state, at)
     elif kind == "review_submitted":
-        effects += _complete_activity(state, pb, "review", now, f"site-{_slug(data['site'])}")
+        effects += _complete_activity(state, pb, "review", now, f"site-{_slug(data['site'])}", patched)
     elif kind == "reference_completed":
         effects += _complete_activity(state, pb, "reference", now, ev.event_id)
     elif kind == "case_study_published":

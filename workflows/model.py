@@ -160,6 +160,8 @@ class JourneyState:
     last_error: str | None = None
     # Set when the mail provider reports the address undeliverable; email asks stop until a new address.
     email_undeliverable: str | None = None
+    # Completed activities by program and key (a review per site): one without an ask counts once.
+    completion_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
