@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from tests.conftest import Harness
+from config import DEFAULT_PLAYBOOK
+from tests.conftest import Harness, running_worker
 from tests.outbox import ledger, messages, templates_sent
 from workflows.events import parse_timestamp
 
@@ -228,3 +230,19 @@ async def test_a_review_on_the_same_site_without_an_ask_counts_once(harness: Har
     assert state.completed == {"review": 1} and [r.reward_id for r in state.rewards] == ["review-site-g2"]
     assert any("review already counted (site-g2)" in s.reason for s in state.signals)
     assert sorted(m.template for m in messages(h.sessions, c)) == ["reward_notice", "thank_you"]  # one each
+
+
+async def test_a_reminder_that_would_fall_after_hours_waits_for_the_next_opening(harness: Harness) -> None:
+    """With `reminder_after: 36h` every reminder's plain due time lands between 21:00 and 05:00; the
+    journey sends it at the next opening instead (a week's delay does the same across a clock change)."""
+    playbook = harness.outbox.parent / "playbook-36h.yaml"
+    playbook.write_text(re.sub(r"(?m)^reminder_after: \S+", "reminder_after: 36h", DEFAULT_PLAYBOOK.read_text()))
+    async with running_worker(harness.env, harness.outbox.parent / "36h", harness.sessions, playbook) as h:
+        c = harness.cid("remind")
+        await h.profile(c, segment="enterprise")  # timezone UTC: open 09:00-17:00, Monday to Friday
+        await h.send(c, "nps_response", {"score": 10})
+        await h.sleep(days=6)
+        (ask,) = (await h.state(c)).asks
+        sent, reminded = parse_timestamp(ask.sent_at), parse_timestamp(ask.reminded_at)
+        assert reminded >= sent + timedelta(hours=36)
+        assert reminded.weekday() < 5 and reminded.hour == 9 and reminded.minute == 0, reminded
