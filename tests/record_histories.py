@@ -34,7 +34,11 @@ RUNS: list[tuple[str, str, Callable[[Harness], Awaitable[None]]]] = [
     ("continued_as_new", "long", long_journey.test_two_years_across_continue_as_new),
     ("repeated_win_after_cap", "capwin", scenarios.test_a_repeated_win_after_the_cap_gives_the_referee_incentive_once),
     ("same_site_review_twice", "twice", scenarios.test_a_review_on_the_same_site_without_an_ask_counts_once),
-    ("reminder_after_hours", "remind", scenarios.test_a_reminder_that_would_fall_after_hours_waits_for_the_next_opening),
+    (
+        "reminder_after_hours",
+        "remind",
+        scenarios.test_a_reminder_that_would_fall_after_hours_waits_for_the_next_opening,
+    ),
 ]
 
 
