@@ -101,7 +101,11 @@ async def cmd_send_event(args: argparse.Namespace, settings: Settings) -> int:
     if record:
         with database(settings.database_url) as sessions, sessions.begin() as session:
             record_events(session, [parse_event(r) for r in raws])
-    client = await _connect(settings)
+    try:
+        client = await _connect(settings)
+    except RuntimeError as err:
+        kept = f"; the {len(raws)} events are stored: `starter.py redeliver` sends them later" if record else ""
+        return _fail(f"cannot reach Temporal at {settings.temporal_address}: {err}{kept}", 1)
     bar = tqdm(raws, unit="event", disable=len(raws) < 2, file=sys.stderr)
     delivered, ended, refused = [], [], []
     try:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+import starter
 from api.ingest import Ingest
+from storage.db import alembic_config, database
 from storage.event_log import RECORDED, mark_delivery, pending_events, record_events, relay_turn
 from storage.models import Event
+from tests.api_stack import free_port
 from tests.conftest import PG_URL
 from workflows.model import CustomerEvent
 
@@ -51,3 +57,18 @@ async def test_one_relay_at_a_time_across_replicas_on_postgresql(db: sessionmake
     with relay_turn(db) as again:
         assert again
     assert _deliveries(db) == {"e1": "pending"}
+
+
+def test_send_event_without_temporal_keeps_the_events_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    command.upgrade(alembic_config(url), "head")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # nothing listens there
+    event = {"event_id": "cli-1", "customer_id": "c9", "type": "nps_response", "occurred_at": "2026-11-27T10:00:00Z",
+             "data": {"score": 9}}  # fmt: skip
+    assert starter.main(["send-event", json.dumps(event)]) == 1
+    assert "the 1 events are stored: `starter.py redeliver` sends them later" in capsys.readouterr().err
+    with database(url) as sessions:
+        assert _deliveries(sessions) == {"cli-1": "pending"}
