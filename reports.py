@@ -21,8 +21,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from storage.db import database
 from storage.models import AskRow, Customer, Event, Message, ReferralClick, ReferralRow, RewardRow
 from workflows.events import EventError, parse_timestamp
-
-PROGRAMS = ("review", "referral", "reference", "case_study", "speaking", "advisory_board")
+from workflows.model import PROGRAMS
 
 
 class ReportError(ValueError):
@@ -90,8 +89,7 @@ def build_report(
 
     sent_asks = s.execute(select(AskRow.customer_id, AskRow.program, AskRow.status).where(
         AskRow.sent_at.is_not(None), *within(AskRow.sent_at))).all()  # fmt: skip
-    completed = s.execute(select(AskRow.customer_id, AskRow.program).where(
-        AskRow.status == "completed", *within(AskRow.completed_at))).all()  # fmt: skip
+    completed = _completed(s, within)
     completions = Counter(cid for cid, _ in completed)
     asked = {cid for cid, _, _ in sent_asks}
 
@@ -135,6 +133,12 @@ def build_report(
     }
 
 
+def _completed(session: Session, within: _Window) -> Sequence[Any]:
+    """(customer_id, program) of every activity completed in the window."""
+    return session.execute(select(AskRow.customer_id, AskRow.program).where(
+        AskRow.status == "completed", *within(AskRow.completed_at))).all()  # fmt: skip
+
+
 def _by_program(sent_asks: Sequence[Any], completed: Sequence[Any]) -> dict[str, dict[str, Any]]:
     sent = Counter(program for _, program, _ in sent_asks)
     declined = Counter(program for _, program, status in sent_asks if status == "declined")
@@ -157,12 +161,8 @@ def _retention(session: Session, end: datetime, days: int) -> dict[str, Any]:
     previous = _Window(session, end - 2 * period, end - period)
     current = _Window(session, end - period, end)
 
-    def advocates(within: _Window) -> set[str]:
-        return set(session.scalars(select(AskRow.customer_id).where(
-            AskRow.status == "completed", *within(AskRow.completed_at))))  # fmt: skip
-
-    before = advocates(previous)
-    retained = before & advocates(current)
+    before = {cid for cid, _ in _completed(session, previous)}
+    retained = before & {cid for cid, _ in _completed(session, current)}
     return {"period_days": days, "previous_period_advocates": len(before), "retained": len(retained),
             "rate": _ratio(len(retained), len(before))}  # fmt: skip
 
