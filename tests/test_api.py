@@ -26,7 +26,7 @@ import starter
 from activities.links import unsubscribe_token
 from api import ingest as api_ingest
 from api import webhooks
-from storage.db import make_engine, make_sessionmaker
+from storage.db import database
 from storage.models import Customer, Event, Message, ReferralClick, ReferralRow
 from tests.api_stack import READ_KEY, WRITE_KEY, ApiStack
 from workflows.events import iso
@@ -71,11 +71,8 @@ async def _eventually(check: Any, timeout: float = 30.0) -> Any:
 
 
 def _rows(api: ApiStack, model: Any, *where: Any) -> list[Any]:
-    engine = make_engine(api.db_url)
-    with make_sessionmaker(engine)() as session:
-        rows = list(session.scalars(select(model).where(*where)))
-    engine.dispose()
-    return rows
+    with database(api.db_url) as sessions, sessions() as session:
+        return list(session.scalars(select(model).where(*where)))
 
 
 async def test_every_endpoint_but_the_referral_link_needs_its_key(http: httpx.AsyncClient, api: ApiStack) -> None:
@@ -433,12 +430,10 @@ async def test_a_revoked_referral_code_stops_attributing_until_restored(
     http: httpx.AsyncClient, api: ApiStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     advocate, code = f"rev-{uuid.uuid4().hex[:6]}", f"R{uuid.uuid4().hex[:7].upper()}"
-    engine = make_engine(api.db_url)
-    with make_sessionmaker(engine).begin() as session:
+    with database(api.db_url) as sessions, sessions.begin() as session:
         now = datetime.now(timezone.utc)
         session.add(Customer(customer_id=advocate, email=f"{advocate}@x.example", referral_code=code, created_at=now,
                              updated_at=now))  # fmt: skip
-    engine.dispose()
     monkeypatch.setenv("DATABASE_URL", api.db_url)
 
     async def cli(*args: str) -> int:
