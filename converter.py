@@ -95,20 +95,24 @@ class _DataclassDecoder:
     def __init__(self, cls: type) -> None:
         self.cls = cls
         # Resolved at first use, so a dataclass may refer to itself.
-        self.fields: list[tuple[str, Decoder, bool]] | None = None
+        self.fields: list[tuple[str, str | None, Decoder, bool]] | None = None
 
     def __call__(self, value: Any) -> Any:
         if not isinstance(value, dict):
             raise TypeError(f"cannot convert to {self.cls.__name__}: expected an object, got {type(value).__name__}")
         if self.fields is None:
             hints = typing.get_type_hints(self.cls)
-            self.fields = [(f.name, _decoder(hints[f.name]), f.init) for f in dataclasses.fields(self.cls)]
+            # A renamed field names its old key in metadata["was"]: payloads written before still decode.
+            self.fields = [
+                (f.name, f.metadata.get("was"), _decoder(hints[f.name]), f.init) for f in dataclasses.fields(self.cls)
+            ]
         init: dict[str, Any] = {}
         later: dict[str, Any] = {}
-        for name, convert, in_init in self.fields:
-            if name in value:
+        for name, was, convert, in_init in self.fields:
+            key = name if name in value or was is None else was
+            if key in value:
                 try:
-                    (init if in_init else later)[name] = convert(value[name])
+                    (init if in_init else later)[name] = convert(value[key])
                 except Exception as err:
                     raise TypeError(f"failed converting field {name} of {self.cls.__name__}: {err}") from err
         obj = self.cls(**init)

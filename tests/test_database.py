@@ -141,33 +141,42 @@ def test_broken_template_fails_without_retry(db: sessionmaker[Session], tmp_path
 def test_ledger_is_exactly_once_and_one_way(db: sessionmaker[Session]) -> None:
     customer = f"c-{uuid.uuid4().hex[:8]}"
     records = RecordActivities(db)
-    reward = Reward("referral-r1", "referral", 600.0, "USD", "pending", kind="cash", referral_id="r1",
+    reward = Reward(reward_id="referral-r1", program="referral", amount=600.0, currency="USD", status="pending", kind="cash", referral_id="r1",
                     created_at="2026-11-25T10:00:00Z", hold_until="2026-12-25T10:00:00Z")  # fmt: skip
     env = ActivityEnvironment()
-    env.run(records.record_reward, RecordRewardInput(customer, reward))
-    env.run(records.record_reward, RecordRewardInput(customer, reward))
-    env.run(records.settle_reward, SettleRewardInput(customer, "referral-r1", "issued"))
+    env.run(records.record_reward, RecordRewardInput(customer_id=customer, reward=reward))
+    env.run(records.record_reward, RecordRewardInput(customer_id=customer, reward=reward))
+    env.run(records.settle_reward, SettleRewardInput(customer_id=customer, reward_id="referral-r1", status="issued"))
     with db() as s:
         row = s.scalars(select(RewardRow).where(RewardRow.customer_id == customer)).one()
         issued_at = row.issued_at
-    env.run(records.settle_reward, SettleRewardInput(customer, "referral-r1", "issued"))
+    env.run(records.settle_reward, SettleRewardInput(customer_id=customer, reward_id="referral-r1", status="issued"))
     with db() as s:
         row = s.scalars(select(RewardRow).where(RewardRow.customer_id == customer)).one()
     assert row.status == "issued" and row.issued_at == issued_at and row.approved_at is not None
     assert float(row.amount) == 600.0
     with pytest.raises(ApplicationError) as err:
-        env.run(records.settle_reward, SettleRewardInput(customer, "referral-r1", "void", "refund"))
+        env.run(
+            records.settle_reward,
+            SettleRewardInput(customer_id=customer, reward_id="referral-r1", status="void", reason="refund"),
+        )
     assert err.value.non_retryable
 
 
 def test_referral_upsert_on_natural_key(db: sessionmaker[Session]) -> None:
     customer = f"c-{uuid.uuid4().hex[:8]}"
     records = RecordActivities(db)
-    referral = Referral("ref-1", "pat@p.co", "submitted", "2026-11-25T10:00:00Z")
+    referral = Referral(
+        referral_id="ref-1", referee_email="pat@p.co", status="submitted", submitted_at="2026-11-25T10:00:00Z"
+    )
     env = ActivityEnvironment()
-    env.run(records.record_referral, RecordReferralInput(customer, referral, "CODE1234"))
+    env.run(
+        records.record_referral, RecordReferralInput(customer_id=customer, referral=referral, referral_code="CODE1234")
+    )
     referral.status, referral.amount = "won", 12000.0
-    env.run(records.record_referral, RecordReferralInput(customer, referral, "CODE1234"))
+    env.run(
+        records.record_referral, RecordReferralInput(customer_id=customer, referral=referral, referral_code="CODE1234")
+    )
     with db() as s:
         rows = s.scalars(select(ReferralRow).where(ReferralRow.customer_id == customer)).all()
     assert [(r.status, float(r.amount or 0)) for r in rows] == [("won", 12000.0)]

@@ -22,7 +22,10 @@ from workflows.model import CustomerEvent
 
 
 def _event(n: int, customer: str = "c1") -> CustomerEvent:
-    return CustomerEvent(f"e{n}", customer, "usage_milestone", f"2026-11-0{n}T10:00:00Z", {"milestone": f"m{n}"})
+    return CustomerEvent(
+        event_id=f"e{n}", customer_id=customer, type="usage_milestone",
+        occurred_at=f"2026-11-0{n}T10:00:00Z", data={"milestone": f"m{n}"},
+    )  # fmt: skip
 
 
 def _deliveries(db: sessionmaker[Session]) -> dict[str, str]:

@@ -228,8 +228,22 @@ async def test_a_review_on_the_same_site_without_an_ask_counts_once(harness: Har
     await h.sleep(hours=1)
     state = await h.state(c)
     assert state.completed == {"review": 1} and [r.reward_id for r in state.rewards] == ["review-site-g2"]
-    assert any("review already counted (site-g2)" in s.reason for s in state.signals)
+    assert any("review already counted (site-g2)" in s.reason for s in state.score_log)
     assert sorted(m.template for m in messages(h.sessions, c)) == ["reward_notice", "thank_you"]  # one each
+
+
+async def test_a_second_advisory_board_acceptance_counts_once(harness: Harness) -> None:
+    """An advisory-board acceptance re-sent by the CRM (a new event id, no open ask) counts once. The fix
+    reached this path only when the policy was given `workflow.patched` on every call (issue 9, item 1)."""
+    h, c = harness, harness.cid("seat")
+    await h.profile(c)
+    for _ in range(2):
+        await h.send(c, "advisory_board_response", {"accepted": True})
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    assert state.completed == {"advisory_board": 1}
+    assert any("advisory_board already counted (seat)" in s.reason for s in state.score_log)
+    assert templates_sent(h.sessions, c).count("thank_you") == 1
 
 
 async def test_a_reminder_that_would_fall_after_hours_waits_for_the_next_opening(harness: Harness) -> None:

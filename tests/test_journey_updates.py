@@ -16,7 +16,7 @@ async def test_pause_holds_asks_and_resume_releases_them(harness: Harness) -> No
     h, c = harness, harness.cid("pause")
     await h.profile(c, segment="enterprise")
     await h.sleep(hours=1)
-    status = await handle(h.client, c).execute_update(AdvocacyJourney.pause, PauseInput("exec escalation"))
+    status = await handle(h.client, c).execute_update(AdvocacyJourney.pause, PauseInput(reason="exec escalation"))
     assert status.paused
     await h.send(c, "nps_response", {"score": 10})
     await h.sleep(days=5)
@@ -37,14 +37,16 @@ async def test_submit_referral_validates_before_history(harness: Harness) -> Non
         ("bob@acme.example", "own company domain"),
     ):
         with pytest.raises(WorkflowUpdateFailedError) as err:
-            await journey.execute_update(AdvocacyJourney.submit_referral, SubmitReferralInput(bad))
+            await journey.execute_update(AdvocacyJourney.submit_referral, SubmitReferralInput(referee_email=bad))
         assert words in str(err.value.cause)
     result = await journey.execute_update(
-        AdvocacyJourney.submit_referral, SubmitReferralInput("pat@prospect.example", "Pat")
+        AdvocacyJourney.submit_referral, SubmitReferralInput(referee_email="pat@prospect.example", referee_name="Pat")
     )
     assert result.referral_id.startswith("ref-") and result.status == "submitted"
     with pytest.raises(WorkflowUpdateFailedError) as err:
-        await journey.execute_update(AdvocacyJourney.submit_referral, SubmitReferralInput("pat@prospect.example"))
+        await journey.execute_update(
+            AdvocacyJourney.submit_referral, SubmitReferralInput(referee_email="pat@prospect.example")
+        )
     assert "already referred" in str(err.value.cause)
     await h.sleep(hours=1)
     state = await h.state(c)
@@ -61,12 +63,39 @@ async def test_opt_out_and_churn_end_asks_and_the_journey(harness: Harness) -> N
     await h.send(c, "nps_response", {"score": 10})
     await h.sleep(days=3)
     journey = handle(h.client, c)
-    status = await journey.execute_update(AdvocacyJourney.opt_out, OptOutInput("asked by phone"))
+    status = await journey.execute_update(AdvocacyJourney.opt_out, OptOutInput(reason="asked by phone"))
     assert status.opted_out and status.stage == "opted_out"
     with pytest.raises(WorkflowUpdateFailedError):
         await journey.execute_update(AdvocacyJourney.resume, PauseInput())
-    await journey.execute_update(AdvocacyJourney.churn, ChurnInput("contract ended"))
+    await journey.execute_update(AdvocacyJourney.churn, ChurnInput(reason="contract ended"))
     final = await journey.result()
     assert final["stage"] == "churned" and final["asks"][0]["status"] == "cancelled"
     with pytest.raises(JourneyEndedError):
         await h.send(c, "nps_response", {"score": 10})
+
+
+async def test_a_free_mail_advocate_may_refer_someone_on_the_same_free_mail(harness: Harness) -> None:
+    """The API let an advocate at gmx.de refer another gmx.de address (a shared mail domain says nothing
+    about who works where); the journey's shorter list then refused it, after the click was counted."""
+    h, c = harness, harness.cid("gmx")
+    await h.profile(c, email="ada@gmx.de")
+    await h.sleep(hours=1)
+    result = await handle(h.client, c).execute_update(
+        AdvocacyJourney.submit_referral, SubmitReferralInput(referee_email="bob@gmx.de")
+    )
+    assert result.status == "submitted"
+
+
+async def test_referrals_on_a_free_mail_domain_by_event_and_by_update(harness: Harness) -> None:
+    """The referral paths changed behind `shared-free-mail-list` and `submit-referral-direct` (recorded)."""
+    h, c = harness, harness.cid("freemail")
+    await h.profile(c, email="ada@gmx.de")
+    await h.send(c, "referral_submitted", {"referee_email": "bob@gmx.de"})
+    await h.sleep(hours=1)
+    result = await handle(h.client, c).execute_update(
+        AdvocacyJourney.submit_referral, SubmitReferralInput(referee_email="pat@prospect.example")
+    )
+    assert result.status == "submitted"
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    assert [r.referee_email for r in state.referrals] == ["bob@gmx.de", "pat@prospect.example"]

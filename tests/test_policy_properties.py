@@ -1,4 +1,5 @@
-"""Property tests of the pure policy: no event sequence breaks the ask budget or double-rewards."""
+"""Property tests of the pure policy: no event sequence breaks the ask budget or double-rewards,
+and every fix that changes what a recorded journey did asks `patched` first."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from hypothesis import strategies as st
 
 from activities.playbook import read_playbook
 from config import DEFAULT_PLAYBOOK
-from workflows import engine
+from workflows import patches, policy
 from workflows.events import iso, parse_event, parse_timestamp
 from workflows.model import OPEN_ASK_STATUSES, JourneyState
+from workflows.policy import Patched, Policy, every_fix
+from workflows.policy.asks import reminder_due
 from workflows.schedule import next_business_time
 
 PB = read_playbook(DEFAULT_PLAYBOOK)
@@ -49,44 +52,61 @@ step = st.tuples(
 )
 
 
-def _run_due(state: JourneyState, current: datetime, until: datetime, log: list[engine.Effect]) -> None:
-    """Let time pass from `current` to `until`, running every wake-up on the way (effects succeed at once)."""
+class OldCode:
+    """`patched` as a journey recorded before every fix replays it: False, noting each fix asked about."""
+
+    def __init__(self) -> None:
+        self.asked: set[str] = set()
+
+    def __call__(self, name: str) -> bool:
+        self.asked.add(name)
+        return False
+
+
+def _run_due(state: JourneyState, ctx: Policy, until: datetime, log: list[policy.Effect]) -> None:
+    """Let time pass from `ctx.now` to `until`, running every wake-up on the way (effects succeed at once)."""
     for _ in range(500):
-        wake = engine.next_wake(state, PB, current)
+        wake = policy.next_wake(state, ctx)
         if wake is None or wake[0] > until:
             return
-        current = max(current, wake[0])
-        _succeed(state, engine.advance(state, PB, current), current, log)
+        ctx = ctx.at(max(ctx.now, wake[0]))
+        _succeed(state, policy.advance(state, ctx), ctx, log)
     raise AssertionError("the journey keeps waking without progress")
 
 
-def _succeed(state: JourneyState, effects: list[engine.Effect], now: datetime, log: list[engine.Effect]) -> None:
+def _succeed(state: JourneyState, effects: list[policy.Effect], ctx: Policy, log: list[policy.Effect]) -> None:
     for effect in effects:
         log.append(effect)
-        engine.effect_done(state, PB, effect, now)
+        policy.effect_done(state, ctx, effect)
 
 
 def simulate(
-    steps: list[tuple[float, tuple[str, dict[str, Any]], int]], log: list[engine.Effect] | None = None
+    steps: list[tuple[float, tuple[str, dict[str, Any]], int]],
+    log: list[policy.Effect] | None = None,
+    *,
+    patched: Patched = every_fix,
+    profile: dict[str, str] | None = None,
 ) -> JourneyState:
     """Run the policy over `steps`; every effect it asks for is appended to `log`."""
     log = [] if log is None else log
     state = JourneyState(customer_id="c-1", started_at=iso(START))
     now = START
-    profile = parse_event(
+    first = parse_event(
         {"event_id": "p", "customer_id": "c-1", "type": "customer_profile", "occurred_at": iso(now),
-         "data": {"email": "ada@acme.co", "name": "Ada", "company": "Acme", "segment": "enterprise"}}
+         "data": {"email": "ada@acme.co", "name": "Ada", "company": "Acme", "segment": "enterprise", **(profile or {})}}
     )  # fmt: skip
-    _succeed(state, engine.apply_event(state, PB, profile, now), now, log)
+    ctx = Policy(playbook=PB, now=now, patched=patched)
+    _succeed(state, policy.apply_event(state, ctx, first), ctx, log)
     for hours, (kind, data), bucket in steps:
-        _run_due(state, now, now + timedelta(hours=hours), log)
+        _run_due(state, ctx, now + timedelta(hours=hours), log)
         now += timedelta(hours=hours)
+        ctx = ctx.at(now)
         event = parse_event(
             {"event_id": f"{kind}-{bucket}", "customer_id": "c-1", "type": kind, "occurred_at": iso(now), "data": data}
         )
-        _succeed(state, engine.apply_event(state, PB, event, now), now, log)
-        _succeed(state, engine.advance(state, PB, now), now, log)
-    _run_due(state, now, now + timedelta(days=120), log)
+        _succeed(state, policy.apply_event(state, ctx, event), ctx, log)
+        _succeed(state, policy.advance(state, ctx), ctx, log)
+    _run_due(state, ctx, now + timedelta(days=120), log)
     return state
 
 
@@ -98,13 +118,13 @@ def simulate(
 )
 @example([(0.0, ("review_submitted", {"site": "g2", "rating": 5}), n) for n in (0, 1)])  # the same site twice
 def test_no_sequence_breaks_the_ask_budget_or_double_rewards(steps: list[Any]) -> None:
-    log: list[engine.Effect] = []
+    log: list[policy.Effect] = []
     state = simulate(steps, log)
     # Every email and ledger row the policy asks for is new: an effect the outbox or the ledger would
     # drop as a duplicate shows in the Web UI as a step that did nothing.
-    emails = Counter(e.key for e in log if isinstance(e, engine.SendEmail))
+    emails = Counter(e.key for e in log if isinstance(e, policy.SendEmail))
     assert all(n == 1 for n in emails.values()), emails
-    recorded = Counter(e.reward.reward_id for e in log if isinstance(e, engine.RecordReward))
+    recorded = Counter(e.reward.reward_id for e in log if isinstance(e, policy.RecordReward))
     assert all(n == 1 for n in recorded.values()), recorded
     created = sorted(parse_timestamp(a.created_at) for a in state.asks)
     for a, b in pairwise(created):
@@ -153,8 +173,60 @@ def test_a_reminder_a_week_later_across_daylight_saving_waits_for_business_hours
     state = JourneyState(customer_id="c-1")
     state.profile.timezone = "America/New_York"
     sent = datetime(2026, 3, 6, 21, 0, tzinfo=timezone.utc)  # Friday 16:00 EST
-    assert engine.reminder_due(state, PB, sent) == datetime(2026, 3, 16, 13, 0, tzinfo=timezone.utc)  # Mon 09:00 EDT
+    ctx = Policy(playbook=PB, now=sent, patched=every_fix)
+    assert reminder_due(state, ctx, sent) == datetime(2026, 3, 16, 13, 0, tzinfo=timezone.utc)  # Mon 09:00 EDT
     # Journeys recorded before the fix keep their old timing (workflow.patched is False on their replay).
-    assert engine.reminder_due(state, PB, sent, patched=lambda name: False) == sent + timedelta(days=7)
+    old = Policy(playbook=PB, now=sent, patched=lambda name: False)
+    assert reminder_due(state, old, sent) == sent + timedelta(days=7)
     state.profile.timezone = "Europe/Berlin"  # 22:00 there: already out of hours a week earlier, same rule
-    assert engine.reminder_due(state, PB, sent) == datetime(2026, 3, 16, 8, 0, tzinfo=timezone.utc)
+    assert reminder_due(state, ctx, sent) == datetime(2026, 3, 16, 8, 0, tzinfo=timezone.utc)
+
+
+# Sequences that reach each fix's branch: (what is sent, the fix it must ask about, the advocate's profile).
+_NY = {"timezone": "America/New_York"}
+_GATED: list[tuple[list[tuple[float, tuple[str, dict[str, Any]], int]], str, dict[str, str]]] = [
+    ([(0.0, ("review_submitted", {"site": "g2", "rating": 5}), n) for n in (0, 1)], patches.ORGANIC_COMPLETION_ONCE, {}),
+    ([(0.0, ("advisory_board_response", {"accepted": True}), n) for n in (0, 1)], patches.ORGANIC_COMPLETION_ONCE, {}),
+    (
+        [(0.0, ("referral_converted", {"referee_email": "b@y.co", "stage": "won", "amount": 33334}), 0)]
+        + [(0.0, ("referral_converted", {"referee_email": "a@x.co", "stage": "won", "amount": 0}), n) for n in (1, 2)],
+        patches.REFEREE_INCENTIVE_ONCE,
+        {},
+    ),
+    # Friday 6 March 2026, 16:00 in New York: the reminder a week later falls after the clocks changed.
+    ([(1452.0, ("nps_response", {"score": 10}), 0)], patches.REMINDERS_IN_BUSINESS_HOURS, _NY),
+    ([(1.0, ("referral_submitted", {"referee_email": "bob@gmx.de"}), 0)], patches.SHARED_FREE_MAIL_LIST, {"email": "ada@gmx.de"}),
+]  # fmt: skip
+
+
+def test_every_fix_the_policy_makes_asks_patched_where_old_and_new_part() -> None:
+    """Run as a journey recorded before every fix replays: each gated branch asks, and takes the old way."""
+    asked: set[str] = set()
+    for steps, fix, profile in _GATED:
+        old = OldCode()
+        before = simulate(steps, patched=old, profile=profile)
+        after = simulate(steps, profile=profile)
+        assert fix in old.asked, (fix, old.asked)
+        assert before != after, f"{fix}: the old way and the new one should differ here"
+        asked |= old.asked
+    assert asked == set(patches.POLICY)  # every fix the policy knows is reached by a sequence above
+
+
+def test_the_advisory_board_before_the_fix_counted_twice() -> None:
+    steps = [(0.0, ("advisory_board_response", {"accepted": True}), n) for n in (0, 1)]
+    assert simulate(steps, patched=OldCode()).completed == {"advisory_board": 2}
+    assert simulate(steps).completed == {"advisory_board": 1}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, max_size=30))
+def test_old_and_new_code_part_only_where_patched_is_asked(steps: list[Any]) -> None:
+    """A journey replayed where no fix was asked about must do exactly what today's code does: any
+    branch that changed behaviour without asking `patched` would break the replay of recorded histories."""
+    old = OldCode()
+    old_log: list[policy.Effect] = []
+    new_log: list[policy.Effect] = []
+    before = simulate(steps, old_log, patched=old)
+    after = simulate(steps, new_log)
+    if not old.asked:
+        assert (before, old_log) == (after, new_log)

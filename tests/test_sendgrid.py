@@ -199,7 +199,14 @@ def test_a_sendgrid_dynamic_template_replaces_the_local_one(fake: FakeSendGrid, 
     ActivityEnvironment().run(
         email.send_email,
         SendEmailInput(
-            "c-9:review-1:invite", "c-9", "ask_review", "ada@a.example", "de-AT", "review-1", "review", context
+            idempotency_key="c-9:review-1:invite",
+            customer_id="c-9",
+            template="ask_review",
+            to_email="ada@a.example",
+            locale="de-AT",
+            ask_id="review-1",
+            program="review",
+            context=context,
         ),
     )
     (body,) = fake.accepted

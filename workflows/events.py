@@ -98,6 +98,11 @@ def parse_timestamp(value: Any, field: str = "occurred_at") -> datetime:
     return parsed.astimezone(timezone.utc)
 
 
+def when(value: str | None) -> datetime | None:
+    """A timestamp kept in the journey state (ISO 8601, UTC), or None."""
+    return None if value is None else parse_timestamp(value, "timestamp")
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 

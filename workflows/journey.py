@@ -1,6 +1,6 @@
 """AdvocacyJourney: one long-lived workflow per customer (contract names in workflows.model).
 
-The workflow sequences the pure policy in `workflows.engine`: apply events,
+The workflow sequences the pure policy in `workflows.policy`: apply events,
 run the effects they produce as idempotent activities, sleep on one durable
 timer until the next thing falls due, and continue-as-new when history grows.
 """
@@ -12,13 +12,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import MetricCounter, RetryPolicy, SearchAttributeKey
+from temporalio.common import MetricCounter, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows import engine
+    from workflows import patches, policy
     from workflows.events import EMAIL_RE, EventError, iso, parse_event
     from workflows.model import (
+        QUERY_STATE,
+        SA_CUSTOMER,
+        SA_FLAGS,
+        SA_NPS,
+        SA_SCORE,
+        SA_STAGE,
+        SA_TIER,
+        SIGNAL_EVENT,
+        WORKFLOW_TYPE,
         ChurnInput,
         EmailFeedbackInput,
         JourneyInput,
@@ -39,31 +48,21 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.playbook import Playbook
 
-SA_STAGE = SearchAttributeKey.for_keyword("AdvocacyStage")
-SA_TIER = SearchAttributeKey.for_keyword("AdvocateTier")
-SA_SCORE = SearchAttributeKey.for_int("AdvocateScore")
-SA_NPS = SearchAttributeKey.for_int("LastNps")
-SA_CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
-SA_FLAGS = SearchAttributeKey.for_keyword_list("AdvocacyFlags")
-ALL_SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [SA_STAGE, SA_TIER, SA_SCORE, SA_NPS, SA_CUSTOMER, SA_FLAGS]
-
 # Side effects retry with backoff for as long as it takes (a database or mail
 # outage must not lose a step); permanent failures raise non-retryable errors.
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5))
 _TIMEOUT = timedelta(seconds=30)
-_LOCAL_SETUP_PATCH = "local-setup-activities"
-_FLAGS_PATCH = "advocacy-flags-search-attribute"
 _CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
-@workflow.defn(name="AdvocacyJourney")
+@workflow.defn(name=WORKFLOW_TYPE)
 class AdvocacyJourney:
     @workflow.init
     def __init__(self, input: JourneyInput) -> None:
         self.state = input.state or JourneyState(customer_id=input.customer_id)
         self.inbox: list[Any] = list(input.pending_events)
         self.max_history = input.max_history_length
-        self.queued: list[engine.Effect] = []
+        self.queued: list[policy.Effect] = []
         self.pb: Playbook | None = None
         self.timer: asyncio.Task[None] | None = None
         self.timer_at: str | None = None
@@ -88,7 +87,7 @@ class AdvocacyJourney:
             "load_playbook", LoadPlaybookInput(), result_type=Playbook, summary="load the playbook"
         )
         state.playbook_version = self.pb.version
-        engine.refresh(state, self.pb)
+        policy.refresh(state, self.pb)
         while True:
             await self._step()
             if state.churned and not any(r.status == "pending" for r in state.rewards):
@@ -121,11 +120,10 @@ class AdvocacyJourney:
 
     async def _step(self) -> None:
         """Apply what arrived and what fell due, running effects until nothing more is due."""
-        assert self.pb is not None
-        state, pb = self.state, self.pb
+        state = self.state
         self.dirty = False
         while True:
-            now = workflow.now()
+            ctx = self._policy()
             effects, self.queued = self.queued, []
             while self.inbox:
                 raw = self.inbox.pop(0)
@@ -139,20 +137,24 @@ class AdvocacyJourney:
                     workflow.logger.warning("rejected event: %s", err)
                     continue
                 applied = state.events_applied
-                effects += engine.apply_event(state, pb, event, now, workflow.patched)
+                effects += policy.apply_event(state, ctx, event)
                 if state.events_applied > applied:
                     self._counter("advocacy_events_applied", "events applied by journeys").add(1, {"type": event.type})
             if self.timer_fired:
                 self.timer_fired, self.timer, self.timer_at = False, None, None
-            effects += engine.advance(state, pb, now, workflow.patched)
+            effects += policy.advance(state, ctx)
             if not effects:
                 break
             await self._run_effects(effects)
-        self.wake = engine.next_wake(state, pb, workflow.now(), workflow.patched)
+        self.wake = policy.next_wake(state, self._policy())
         self._publish()
 
-    async def _run_effects(self, effects: list[engine.Effect]) -> None:
+    def _policy(self) -> policy.Policy:
+        """The policy's view of this moment; every fix it asks about is asked of `workflow.patched`."""
         assert self.pb is not None
+        return policy.Policy(playbook=self.pb, now=workflow.now(), patched=workflow.patched)
+
+    async def _run_effects(self, effects: list[policy.Effect]) -> None:
         pending = list(effects)
         while pending:
             effect = pending.pop(0)
@@ -161,16 +163,16 @@ class AdvocacyJourney:
             except ActivityError as err:
                 cause = err.cause
                 message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-                pending += engine.effect_failed(self.state, self.pb, effect, message, workflow.now())
+                pending += policy.effect_failed(self.state, self._policy(), effect, message)
                 continue
-            engine.effect_done(self.state, self.pb, effect, workflow.now())
-            if isinstance(effect, engine.SendEmail) and effect.step == "invite" and effect.program:
+            policy.effect_done(self.state, self._policy(), effect)
+            if isinstance(effect, policy.SendEmail) and effect.step == "invite" and effect.program:
                 self._counter("advocacy_asks_sent", "ask emails sent").add(1, {"program": effect.program})
 
-    async def _execute(self, effect: engine.Effect) -> None:
+    async def _execute(self, effect: policy.Effect) -> None:
         cid = self.state.customer_id
         opts: dict[str, Any] = {"start_to_close_timeout": _TIMEOUT, "retry_policy": _RETRY}
-        if isinstance(effect, engine.SendEmail):
+        if isinstance(effect, policy.SendEmail):
             await workflow.execute_activity(
                 "send_email",
                 SendEmailInput(
@@ -187,33 +189,37 @@ class AdvocacyJourney:
                 summary=effect.summary,
                 **opts,
             )
-        elif isinstance(effect, engine.RecordAsk):
+        elif isinstance(effect, policy.RecordAsk):
             summary = f"record {effect.ask.program} ask {effect.ask.ask_id} as {effect.ask.status}"
-            await workflow.execute_activity("record_ask", RecordAskInput(cid, effect.ask), summary=summary, **opts)
-        elif isinstance(effect, engine.RecordReward):
+            await workflow.execute_activity(
+                "record_ask", RecordAskInput(customer_id=cid, ask=effect.ask), summary=summary, **opts
+            )
+        elif isinstance(effect, policy.RecordReward):
             r = effect.reward
             summary = f"ledger: {r.reward_id} {r.amount:g} {r.currency} pending"
-            await workflow.execute_activity("record_reward", RecordRewardInput(cid, r), summary=summary, **opts)
-        elif isinstance(effect, engine.SettleReward):
-            summary = f"ledger: {effect.reward_id} -> {effect.status}"
             await workflow.execute_activity(
-                "settle_reward",
-                SettleRewardInput(cid, effect.reward_id, effect.status, effect.reason),
-                summary=summary,
-                **opts,
+                "record_reward", RecordRewardInput(customer_id=cid, reward=r), summary=summary, **opts
             )
-        elif isinstance(effect, engine.RecordReferral):
+        elif isinstance(effect, policy.SettleReward):
+            summary = f"ledger: {effect.reward_id} -> {effect.status}"
+            settle = SettleRewardInput(
+                customer_id=cid, reward_id=effect.reward_id, status=effect.status, reason=effect.reason
+            )
+            await workflow.execute_activity("settle_reward", settle, summary=summary, **opts)
+        elif isinstance(effect, policy.RecordReferral):
             summary = f"record referral {effect.referral.referral_id} ({effect.referral.status})"
             await workflow.execute_activity(
                 "record_referral",
-                RecordReferralInput(cid, effect.referral, self.state.referral_code),
+                RecordReferralInput(customer_id=cid, referral=effect.referral, referral_code=self.state.referral_code),
                 summary=summary,
                 **opts,
             )
-        elif isinstance(effect, engine.RecordCustomer):
+        elif isinstance(effect, policy.RecordCustomer):
             await self._short_activity(
                 "record_customer",
-                RecordCustomerInput(cid, self.state.profile, self.state.referral_code),
+                RecordCustomerInput(
+                    customer_id=cid, profile=self.state.profile, referral_code=self.state.referral_code
+                ),
                 summary=f"record profile of {cid}",
             )
 
@@ -222,7 +228,7 @@ class AdvocacyJourney:
         workflow task, which is most of a journey's cost per event when customers arrive. Runs
         recorded before this change replay on the regular-activity path."""
         opts: dict[str, Any] = {"start_to_close_timeout": _TIMEOUT, "retry_policy": _RETRY, "summary": summary}
-        if workflow.patched(_LOCAL_SETUP_PATCH):
+        if workflow.patched(patches.LOCAL_SETUP_ACTIVITIES):
             return await workflow.execute_local_activity(name, arg, result_type=result_type, **opts)
         return await workflow.execute_activity(name, arg, result_type=result_type, **opts)
 
@@ -271,8 +277,8 @@ class AdvocacyJourney:
             "nps": (SA_NPS, state.last_nps),
             "customer": (SA_CUSTOMER, state.customer_id),
         }
-        if workflow.patched(_FLAGS_PATCH):
-            attributes["flags"] = (SA_FLAGS, engine.flags(state))
+        if workflow.patched(patches.FLAGS_SEARCH_ATTRIBUTE):
+            attributes["flags"] = (SA_FLAGS, policy.flags(state))
         updates = []
         for name, (key, value) in attributes.items():
             if value == [] and name not in self.published:
@@ -290,7 +296,7 @@ class AdvocacyJourney:
         lines = [
             f"**{who}** — stage **{s.stage}**, tier **{s.tier}**, score **{s.score}**, last NPS **{s.last_nps}**",
         ]
-        ask = engine.open_ask(s)
+        ask = policy.open_ask(s)
         if ask is not None:
             lines.append(f"Open ask: {ask.program} `{ask.ask_id}` ({ask.status}, sent {ask.sent_at})")
         if self.wake is not None:
@@ -310,11 +316,11 @@ class AdvocacyJourney:
 
     # ---- messages ---------------------------------------------------------------
 
-    @workflow.signal(name="customer_event")
+    @workflow.signal(name=SIGNAL_EVENT)
     def customer_event(self, event: Any) -> None:
         self.inbox.append(event)
 
-    @workflow.query(name="state")
+    @workflow.query(name=QUERY_STATE)
     def query_state(self) -> JourneyState:
         return self.state
 
@@ -349,9 +355,9 @@ class AdvocacyJourney:
 
     @workflow.update
     async def opt_out(self, input: OptOutInput) -> JourneyStatus:
-        self.queued += engine.opt_out(self.state, workflow.now(), input.reason or "opted out by ops")
+        self.queued += policy.opt_out(self.state, workflow.now(), input.reason or "opted out by ops")
         if self.pb is not None:
-            engine.refresh(self.state, self.pb)
+            policy.refresh(self.state, self.pb)
         self.dirty = True
         return self._status()
 
@@ -362,8 +368,7 @@ class AdvocacyJourney:
     @workflow.update
     async def churn(self, input: ChurnInput) -> JourneyStatus:
         await workflow.wait_condition(lambda: self.pb is not None)
-        assert self.pb is not None
-        self.queued += engine.churn(self.state, self.pb, workflow.now(), input.reason or "churned")
+        self.queued += policy.churn(self.state, self._policy(), input.reason or "churned")
         self.dirty = True
         return self._status()
 
@@ -374,23 +379,42 @@ class AdvocacyJourney:
     @workflow.update
     async def email_feedback(self, input: EmailFeedbackInput) -> JourneyStatus:
         await workflow.wait_condition(lambda: self.pb is not None)
-        assert self.pb is not None
-        self.queued += engine.email_feedback(
-            self.state, self.pb, input.kind, input.ask_id, input.reason, workflow.now()
-        )
+        self.queued += policy.email_feedback(self.state, self._policy(), input.kind, input.ask_id, input.reason)
         self.dirty = True
         return self._status()
 
     @email_feedback.validator
     def _validate_email_feedback(self, input: EmailFeedbackInput) -> None:
         self._refuse_if_ended()
-        if input.kind not in engine.EMAIL_FEEDBACK_KINDS:
+        if input.kind not in policy.EMAIL_FEEDBACK_KINDS:
             raise ApplicationError(
-                f"kind: must be one of {', '.join(engine.EMAIL_FEEDBACK_KINDS)}", type="InvalidFeedback"
+                f"kind: must be one of {', '.join(policy.EMAIL_FEEDBACK_KINDS)}", type="InvalidFeedback"
             )
 
     @workflow.update
     async def submit_referral(self, input: SubmitReferralInput) -> SubmitReferralResult:
+        if workflow.patched(patches.SUBMIT_REFERRAL_DIRECT):
+            # Applied through the policy itself: a refusal is answered with the policy's own reason, and
+            # nothing waits for an event that might never be applied.
+            await workflow.wait_condition(lambda: self.pb is not None)
+            ctx = self._policy()
+            referral, refusal, effects = policy.add_referral(
+                self.state,
+                ctx,
+                referee_email=input.referee_email,
+                referee_name=input.referee_name,
+                referee_company=input.referee_company,
+            )
+            policy.refresh(self.state, ctx.playbook)
+            self.queued += effects
+            self.dirty = True
+            if referral is None:
+                raise ApplicationError(f"referral refused: {refusal}", type="ReferralRefused")
+            return SubmitReferralResult(referral_id=referral.referral_id, status=referral.status)
+        return await self._submit_referral_as_event(input)
+
+    async def _submit_referral_as_event(self, input: SubmitReferralInput) -> SubmitReferralResult:
+        """How journeys recorded before `submit-referral-direct` applied it: as a synthetic event."""
         info = workflow.current_update_info()
         event_id = f"update-{info.id if info else workflow.uuid4()}"
         self.inbox.append(
@@ -410,7 +434,7 @@ class AdvocacyJourney:
         email = input.referee_email.strip().lower()
         referral = next((r for r in self.state.referrals if r.referee_email == email), None)
         if referral is None:
-            raise ApplicationError(f"referral refused: {self.state.signals[-1].reason}", type="ReferralRefused")
+            raise ApplicationError(f"referral refused: {self.state.score_log[-1].reason}", type="ReferralRefused")
         return SubmitReferralResult(referral_id=referral.referral_id, status=referral.status)
 
     @submit_referral.validator
@@ -418,6 +442,7 @@ class AdvocacyJourney:
         self._refuse_if_ended()
         if not isinstance(input.referee_email, str) or not EMAIL_RE.match(input.referee_email.strip()):
             raise ApplicationError("referee_email: not an email address", type="InvalidReferral")
-        refusal = engine.referral_refusal(self.state, input.referee_email)
+        # Validators do not run on replay: today's rule applies.
+        refusal = policy.referral_refusal(self.state, input.referee_email, policy.every_fix)
         if refusal:
             raise ApplicationError(f"referee_email: {refusal}", type="InvalidReferral")

@@ -10,10 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from temporalio.common import SearchAttributeKey
+
+# Contract names: other systems, runbooks and acceptance checks depend on them.
 WORKFLOW_TYPE = "AdvocacyJourney"
 SIGNAL_EVENT = "customer_event"
 QUERY_STATE = "state"
 DEFAULT_TASK_QUEUE = "advocacy-journeys"
+WORKFLOW_ID_PREFIX = "advocacy-"
 
 STAGES = (
     "listening",
@@ -30,23 +34,38 @@ ASK_STATUSES = ("scheduled", "sent", "reminded", "completed", "declined", "cance
 OPEN_ASK_STATUSES = ("scheduled", "sent", "reminded")
 REWARD_STATUSES = ("pending", "approved", "issued", "void")
 
-# Custom search attributes (contract) and their Temporal types.
-SEARCH_ATTRIBUTES = {
-    "AdvocacyStage": "Keyword",
-    "AdvocateTier": "Keyword",
-    "AdvocateScore": "Int",
-    "LastNps": "Int",
-    "CustomerId": "Keyword",
-    # Beyond the contract: flags for everyday ops queries (send_failed, referral_reward_pending, ...).
-    "AdvocacyFlags": "KeywordList",
-}
+# Custom search attributes (contract): the only definition of their names and types.
+SA_STAGE = SearchAttributeKey.for_keyword("AdvocacyStage")
+SA_TIER = SearchAttributeKey.for_keyword("AdvocateTier")
+SA_SCORE = SearchAttributeKey.for_int("AdvocateScore")
+SA_NPS = SearchAttributeKey.for_int("LastNps")
+SA_CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
+# Beyond the first contract: flags for everyday ops queries (send_failed, referral_reward_pending, ...).
+SA_FLAGS = SearchAttributeKey.for_keyword_list("AdvocacyFlags")
+SEARCH_ATTRIBUTE_KEYS: tuple[SearchAttributeKey[Any], ...] = (
+    SA_STAGE,
+    SA_TIER,
+    SA_SCORE,
+    SA_NPS,
+    SA_CUSTOMER,
+    SA_FLAGS,
+)
+# Name -> the type's name as the temporal CLI and compose files write it (Keyword, Int, KeywordList).
+SEARCH_ATTRIBUTES = {key.name: key.indexed_value_type.name.title().replace("_", "") for key in SEARCH_ATTRIBUTE_KEYS}
+# A journey's earlier runs stay in visibility with the search attributes they ended with (status
+# ContinuedAsNew): questions about journeys as they are now look at each journey's latest run only.
+LATEST_RUNS = f'WorkflowType = "{WORKFLOW_TYPE}" AND ExecutionStatus != "ContinuedAsNew"'
 
 
 def workflow_id_for(customer_id: str) -> str:
-    return f"advocacy-{customer_id}"
+    return f"{WORKFLOW_ID_PREFIX}{customer_id}"
 
 
-@dataclass
+def customer_id_of(workflow_id: str) -> str | None:
+    return workflow_id.removeprefix(WORKFLOW_ID_PREFIX) if workflow_id.startswith(WORKFLOW_ID_PREFIX) else None
+
+
+@dataclass(kw_only=True)
 class CustomerEvent:
     event_id: str
     customer_id: str
@@ -55,7 +74,7 @@ class CustomerEvent:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Profile:
     email: str | None = None
     name: str | None = None
@@ -67,7 +86,7 @@ class Profile:
     updated_at: str | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Ask:
     ask_id: str
     program: str
@@ -81,7 +100,7 @@ class Ask:
     clicked_at: str | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Reward:
     reward_id: str
     program: str
@@ -96,7 +115,7 @@ class Reward:
     void_reason: str | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Referral:
     referral_id: str
     referee_email: str
@@ -109,9 +128,9 @@ class Referral:
     updated_at: str | None = None
 
 
-@dataclass
-class Signal:
-    """One line of the explainable score record: what moved the score, and when."""
+@dataclass(kw_only=True)
+class ScoreEntry:
+    """One line of the explainable score log: what moved the score, and when."""
 
     at: str
     event_type: str
@@ -119,7 +138,7 @@ class Signal:
     reason: str
 
 
-@dataclass
+@dataclass(kw_only=True)
 class JourneyState:
     customer_id: str
     stage: str = "listening"
@@ -139,7 +158,9 @@ class JourneyState:
     fit: int = 0
     results: int = 0
     risk: int = 0
-    signals: list[Signal] = field(default_factory=list)
+    # Was `signals` (a word Temporal uses for something else); states carried over by continue-as-new
+    # before the rename still decode (workflows.converter reads the old key).
+    score_log: list[ScoreEntry] = field(default_factory=list, metadata={"was": "signals"})
     nps_history: list[int] = field(default_factory=list)
     last_nps_at: str | None = None
     last_positive_at: str | None = None
@@ -164,7 +185,7 @@ class JourneyState:
     completion_keys: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class JourneyInput:
     customer_id: str
     state: JourneyState | None = None
@@ -177,22 +198,22 @@ class JourneyInput:
 # ---- updates -----------------------------------------------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PauseInput:
     reason: str = ""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class OptOutInput:
     reason: str = ""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ChurnInput:
     reason: str = ""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EmailFeedbackInput:
     """What the mail provider reported (SendGrid event webhook): `undeliverable` or `click`."""
 
@@ -201,21 +222,21 @@ class EmailFeedbackInput:
     reason: str = ""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SubmitReferralInput:
     referee_email: str
     referee_name: str | None = None
     referee_company: str | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class JourneyStatus:
     stage: str
     paused: bool
     opted_out: bool
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SubmitReferralResult:
     referral_id: str
     status: str
@@ -224,12 +245,12 @@ class SubmitReferralResult:
 # ---- activities --------------------------------------------------------------
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LoadPlaybookInput:
     path: str | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SendEmailInput:
     idempotency_key: str
     customer_id: str
@@ -241,7 +262,7 @@ class SendEmailInput:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SendEmailResult:
     message_id: str
     provider_message_id: str
@@ -249,19 +270,19 @@ class SendEmailResult:
     already_sent: bool = False
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RecordAskInput:
     customer_id: str
     ask: Ask
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RecordRewardInput:
     customer_id: str
     reward: Reward
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SettleRewardInput:
     customer_id: str
     reward_id: str
@@ -269,14 +290,14 @@ class SettleRewardInput:
     reason: str | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RecordReferralInput:
     customer_id: str
     referral: Referral
     referral_code: str | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RecordCustomerInput:
     customer_id: str
     profile: Profile

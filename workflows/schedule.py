@@ -43,3 +43,18 @@ def next_business_time(moment: datetime, tz_name: str | None, hours: BusinessHou
         if local < closing:
             return moment
     raise AssertionError("a week always has a business day")  # weekdays is never empty
+
+
+def seconds(amount: float) -> timedelta:
+    """The playbook keeps durations in seconds."""
+    return timedelta(seconds=amount)
+
+
+def human_duration(amount: float) -> str:
+    """7 days, 2 hours, 30 seconds: for summaries people read in the Web UI."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if amount >= size:
+            count = round(amount / size, 1)
+            return f"{count:g} {unit}{'' if count == 1 else 's'}"
+    count = round(amount, 1)
+    return f"{count:g} second{'' if count == 1 else 's'}"

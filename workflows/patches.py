@@ -1,0 +1,30 @@
+"""Every `workflow.patched` name in one place.
+
+A change that alters the commands a running journey would issue asks
+`patched(NAME)` where the old and the new code part ways, so histories recorded
+before it replay as they ran (`tests/histories/before_<name>/`). Names are
+recorded in histories as markers: never rename or reuse one.
+"""
+
+from __future__ import annotations
+
+# workflows.journey
+LOCAL_SETUP_ACTIVITIES = "local-setup-activities"
+FLAGS_SEARCH_ATTRIBUTE = "advocacy-flags-search-attribute"
+SUBMIT_REFERRAL_DIRECT = "submit-referral-direct"
+# workflows.policy
+REFEREE_INCENTIVE_ONCE = "referee-incentive-once"
+REMINDERS_IN_BUSINESS_HOURS = "reminders-in-business-hours"
+ORGANIC_COMPLETION_ONCE = "organic-completion-once"
+SHARED_FREE_MAIL_LIST = "shared-free-mail-list"
+
+ALL = (
+    LOCAL_SETUP_ACTIVITIES,
+    FLAGS_SEARCH_ATTRIBUTE,
+    SUBMIT_REFERRAL_DIRECT,
+    REFEREE_INCENTIVE_ONCE,
+    REMINDERS_IN_BUSINESS_HOURS,
+    ORGANIC_COMPLETION_ONCE,
+    SHARED_FREE_MAIL_LIST,
+)
+POLICY = (REFEREE_INCENTIVE_ONCE, REMINDERS_IN_BUSINESS_HOURS, ORGANIC_COMPLETION_ONCE, SHARED_FREE_MAIL_LIST)

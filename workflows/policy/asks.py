@@ -1,0 +1,150 @@
+"""Asks and their budget: when one may go out, reminders, declines, and backing off at once."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from workflows import patches
+from workflows.events import iso, parse_timestamp, when
+from workflows.model import OPEN_ASK_STATUSES, Ask, JourneyState
+from workflows.playbook import Playbook, ProgramSpec
+from workflows.policy.context import Policy
+from workflows.policy.effects import Effect, RecordAsk, SendEmail
+from workflows.policy.ladder import pick_program
+from workflows.policy.scoring import refresh
+from workflows.schedule import next_business_time, seconds
+
+
+def open_ask(state: JourneyState) -> Ask | None:
+    for ask in reversed(state.asks):
+        if ask.status in OPEN_ASK_STATUSES:
+            return ask
+    return None
+
+
+def asks_blocked(state: JourneyState) -> bool:
+    return state.paused or state.opted_out or state.churned
+
+
+def customer_context(state: JourneyState) -> dict[str, Any]:
+    name = state.profile.name or ""
+    return {
+        "customer_id": state.customer_id,
+        "name": name,
+        "first_name": name.split(" ")[0] if name else "",
+        "company": state.profile.company or "",
+        "email": state.profile.email or "",
+    }
+
+
+def email(state: JourneyState, key: str, template: str, step: str, summary: str, **ctx: Any) -> list[Effect]:
+    """An email to the customer, unless they cannot or must not receive one."""
+    if state.opted_out or not state.profile.email or state.email_undeliverable:
+        return []
+    context = {"customer": customer_context(state), "referral_code": state.referral_code, **ctx}
+    return [
+        SendEmail(
+            key=f"{state.customer_id}:{key}",
+            template=template,
+            to_email=state.profile.email,
+            step=step,
+            ask_id=ctx.get("ask_id"),
+            program=ctx.get("program"),
+            context=context,
+            summary=summary,
+        )
+    ]
+
+
+def cancel_open_asks(state: JourneyState, now: datetime, why: str) -> list[Effect]:
+    effects: list[Effect] = []
+    for ask in state.asks:
+        if ask.status in OPEN_ASK_STATUSES:
+            ask.status = "cancelled"
+            ask.closed_at = iso(now)
+            ask.error = why
+            effects.append(RecordAsk(ask=replace(ask)))
+    return effects
+
+
+def enter_risk(state: JourneyState, ctx: Policy, why: str) -> list[Effect]:
+    """Satisfaction dropped: back off at once (open asks cancelled) until a cooldown and a positive signal."""
+    if state.at_risk_since is None:
+        state.at_risk_since = iso(ctx.now)
+    state.at_risk_until = iso(ctx.now + seconds(ctx.playbook.risk_cooldown_seconds))
+    state.positive_since_risk = False
+    return cancel_open_asks(state, ctx.now, f"at risk: {why}")
+
+
+def decline(state: JourneyState, ctx: Policy, ask: Ask) -> list[Effect]:
+    ask.status = "declined"
+    ask.closed_at = iso(ctx.now)
+    state.cooldown_until = iso(ctx.now + seconds(ctx.playbook.decline_cooldown_seconds))
+    return [RecordAsk(ask=replace(ask))]
+
+
+def close_open_ask(state: JourneyState, ctx: Policy, program: str) -> list[Effect]:
+    for ask in state.asks:
+        if ask.program == program and ask.status in OPEN_ASK_STATUSES:
+            return decline(state, ctx, ask)
+    return []
+
+
+def opt_out(state: JourneyState, now: datetime, why: str) -> list[Effect]:
+    effects = cancel_open_asks(state, now, f"opted out: {why}")
+    state.opted_out = True
+    return effects
+
+
+def churn(state: JourneyState, ctx: Policy, why: str) -> list[Effect]:
+    effects = cancel_open_asks(state, ctx.now, f"churned: {why}")
+    state.churned = True
+    refresh(state, ctx.playbook)
+    return effects
+
+
+def budget_next(state: JourneyState, pb: Playbook, now: datetime) -> datetime:
+    """Earliest moment at or after `now` when one more ask fits the cross-program budget."""
+    created = sorted(parse_timestamp(a.created_at) for a in state.asks)
+    earliest = now
+    if created:
+        earliest = max(earliest, created[-1] + seconds(pb.ask_min_gap_seconds))
+    window = seconds(pb.ask_window_seconds)
+    recent = [t for t in created if t > now - window]
+    if len(recent) >= pb.ask_max_per_window:
+        earliest = max(earliest, recent[len(recent) - pb.ask_max_per_window] + window)
+    return earliest
+
+
+def next_ask(state: JourneyState, ctx: Policy) -> tuple[ProgramSpec, datetime] | None:
+    """Which program to ask for next and from when, or None while no ask may go out."""
+    pb = ctx.playbook
+    if asks_blocked(state) or state.at_risk_since is not None or not state.profile.email or state.email_undeliverable:
+        return None
+    if open_ask(state) is not None or state.score < pb.qualify_score:
+        return None
+    moment = when(state.last_positive_at)
+    if moment is None:
+        return None
+    spec = pick_program(state, ctx)
+    if spec is None:
+        return None
+    not_before = budget_next(state, pb, ctx.now)
+    cooldown = when(state.cooldown_until)
+    if cooldown is not None and cooldown > not_before:
+        not_before = cooldown
+    not_before = next_business_time(not_before, state.profile.timezone, pb.business_hours)
+    if not_before > moment + seconds(pb.moment_window_seconds):
+        return None  # the moment will have passed: wait for the next positive signal
+    return spec, not_before
+
+
+def reminder_due(state: JourneyState, ctx: Policy, sent: datetime) -> datetime:
+    """When an unanswered ask gets its reminder: `reminder_after` past the send, in business hours
+    (a week later can be outside them across a daylight-saving change; other delays, on a weekend)."""
+    pb = ctx.playbook
+    due = sent + seconds(pb.reminder_after_seconds)
+    aligned = next_business_time(due, state.profile.timezone, pb.business_hours)
+    return aligned if aligned != due and ctx.patched(patches.REMINDERS_IN_BUSINESS_HOURS) else due

@@ -1,0 +1,56 @@
+"""A completed advocacy activity: the ask closes, the ladder counts it once, thanks and reward follow."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from workflows import patches
+from workflows.events import iso
+from workflows.model import OPEN_ASK_STATUSES, JourneyState
+from workflows.policy.asks import email
+from workflows.policy.context import Policy
+from workflows.policy.effects import Effect, RecordAsk
+from workflows.policy.ladder import program_or_none
+from workflows.policy.rewards import cap_remaining, grant, has_reward
+from workflows.policy.scoring import note, positive_moment
+
+
+def complete_activity(state: JourneyState, ctx: Policy, program: str, reward_key: str) -> list[Effect]:
+    now = ctx.now
+    effects: list[Effect] = []
+    ask = next((a for a in reversed(state.asks) if a.program == program and a.status in OPEN_ASK_STATUSES), None)
+    key = f"{program}-{reward_key}"
+    # A second review on the same site without an ask (the platform re-sending it, an edit) used to count
+    # as another activity and send a thank-you that the outbox then dropped as a duplicate.
+    if ask is None and key in state.completion_keys and ctx.patched(patches.ORGANIC_COMPLETION_ONCE):
+        note(state, ctx, now, program, None, f"{program} already counted ({reward_key})")
+        return effects
+    if key not in state.completion_keys:
+        state.completion_keys.append(key)
+    if ask is not None:
+        ask.status = "completed"
+        ask.completed_at = iso(now)
+        ask.closed_at = iso(now)
+        effects.append(RecordAsk(ask=replace(ask)))
+    state.completed[program] = state.completed.get(program, 0) + 1
+    state.last_completed_at[program] = iso(now)
+    note(state, ctx, now, program, "activity_completed", f"{program} completed")
+    positive_moment(state, now)
+    ask_ref = ask.ask_id if ask else f"organic-{reward_key}"
+    effects += email(
+        state, f"{ask_ref}:thanks", "thank_you", "thanks", f"thank {state.customer_id} for the {program}",
+        program=program, ask_id=ask.ask_id if ask else None,
+    )  # fmt: skip
+    spec = program_or_none(ctx.playbook, program)
+    if spec is not None and spec.reward is not None:
+        reward_id = f"{program}-{reward_key}"
+        if not has_reward(state, reward_id):
+            amount = min(spec.reward.amount, cap_remaining(state, ctx))
+            if spec.reward.amount > 0 and amount <= 0:
+                note(state, ctx, now, program, None, "annual reward cap reached: no reward")
+            else:
+                effects += grant(
+                    state, ctx, reward_id=reward_id, program=program, amount=amount,
+                    currency=spec.reward.currency, kind=spec.reward.kind, hold_seconds=spec.reward.hold_seconds,
+                )  # fmt: skip
+    return effects
