@@ -1,5 +1,6 @@
 """Command line for backend systems and ops: send events, inspect, steer, replay, report, demo.
 
+python starter.py setup                            # the namespace's search attributes (idempotent)
 python starter.py send-event '{"event_id": ..., "customer_id": ..., ...}'
 python starter.py send-event events.jsonl          # many, with a progress bar
 python starter.py state CUSTOMER_ID
@@ -28,13 +29,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-import template_commands
-from config import Settings
-from converter import data_converter
-from entrypoint import exit_now
+from cli import templates as template_commands
+from client.connect import connect as _connect
+from plumbing.config import Settings
+from plumbing.entrypoint import exit_now
 from workflows.events import EventError, parse_event
 from workflows.model import ChurnInput, OptOutInput, PauseInput, SubmitReferralInput, workflow_id_for
 
@@ -79,56 +80,52 @@ def load_events(source: str) -> list[dict[str, Any]]:
     return raws
 
 
-async def _connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=data_converter()
-    )
-
-
 async def cmd_send_event(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
-    from journeys import JourneyEndedError, send_event
+    from client.ingest import Ingest, store_events
     from storage.db import database
-    from storage.event_log import mark_delivery, record_events
 
     try:
         raws = load_events(args.source)
     except EventError as err:
         return _fail(f"invalid event: {err}")
-    # Every accepted event is kept once in the database, pending until its signal succeeded.
-    record = not args.no_record
-    if record:
-        with database(settings.database_url) as sessions, sessions.begin() as session:
-            record_events(session, [parse_event(r) for r in raws])
-    try:
-        client = await _connect(settings)
-    except RuntimeError as err:
-        kept = f"; the {len(raws)} events are stored: `starter.py redeliver` sends them later" if record else ""
-        return _fail(f"cannot reach Temporal at {settings.temporal_address}: {err}{kept}", 1)
-    bar = tqdm(raws, unit="event", disable=len(raws) < 2, file=sys.stderr)
-    delivered, ended, refused = [], [], []
-    try:
-        for raw in bar:
-            try:
-                await send_event(client, raw, settings.task_queue)
-                delivered.append(raw["event_id"])
-            except JourneyEndedError as err:
-                ended.append(str(err))
-                refused.append(raw["event_id"])
-    finally:
-        # What was not sent stays pending: `redeliver` (or a running API) sends it later.
+    events = [parse_event(r) for r in raws]
+    with database(settings.database_url) as sessions:
+        # Every accepted event is kept once in the database, pending until its signal succeeded.
+        record = not args.no_record
         if record:
-            with database(settings.database_url) as sessions:
-                mark_delivery(sessions, delivered, refused)
-    print(json.dumps({"sent": len(delivered), "refused": ended}))
-    return 1 if ended else 0
+            store_events(sessions, events)
+        try:
+            client = await _connect(settings)
+        except RuntimeError as err:
+            kept = f"; the {len(raws)} events are stored: `starter.py redeliver` sends them later" if record else ""
+            return _fail(f"cannot reach Temporal at {settings.temporal_address}: {err}{kept}", 1)
+        # The API's own path: per customer in order, customers in parallel; what is not sent stays pending.
+        with tqdm(total=len(events), unit="event", disable=len(events) < 2, file=sys.stderr) as bar:
+            sent, refused = await Ingest(client, sessions, settings.task_queue).deliver(
+                list(enumerate(events)), bar.update
+            )
+    print(json.dumps({"sent": sent, "refused": [e.message for e in refused]}))
+    return 1 if refused else 0
+
+
+async def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
+    from client.namespace import NamespaceNotReady, setup_namespace
+
+    client = await _connect(settings)
+    try:
+        added = await setup_namespace(client)
+    except NamespaceNotReady as err:
+        return _fail(str(err), 1)
+    print(json.dumps({"namespace": client.namespace, "search_attributes_added": added}))
+    return 0
 
 
 async def cmd_redeliver(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import timedelta
 
-    from api.ingest import Ingest
+    from client.ingest import Ingest
     from storage.db import database
 
     with database(settings.database_url) as sessions:
@@ -139,7 +136,7 @@ async def cmd_redeliver(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_state(args: argparse.Namespace, settings: Settings) -> int:
-    from journeys import get_state
+    from client.journeys import get_state
 
     client = await _connect(settings)
     try:
@@ -153,7 +150,7 @@ async def cmd_state(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    from journeys import list_journeys
+    from client.journeys import list_journeys
 
     client = await _connect(settings)
     for row in await list_journeys(client, args.stage):
@@ -162,7 +159,7 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
-    from journeys import handle
+    from client.journeys import handle
     from workflows.journey import AdvocacyJourney
 
     client = await _connect(settings)
@@ -204,6 +201,7 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from temporalio.client import WorkflowHistory
     from temporalio.worker import Replayer
 
+    from plumbing.converter import data_converter
     from workflows.journey import AdvocacyJourney
 
     replayer = Replayer(workflows=[AdvocacyJourney], data_converter=data_converter())
@@ -220,7 +218,7 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from reports import ReportError, parse_bound, program_report
+    from storage.reports import ReportError, parse_bound, program_report
 
     try:
         since, until = parse_bound("--since", args.since), parse_bound("--until", args.until)
@@ -228,7 +226,7 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     except ReportError as err:
         return _fail(str(err))
     if args.stages:
-        from journeys import journeys_per_stage
+        from client.journeys import journeys_per_stage
 
         report["journeys_per_stage"] = await journeys_per_stage(await _connect(settings))
     print(json.dumps(report, indent=2))
@@ -236,7 +234,7 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from demo import run_demo
+    from cli.demo import run_demo
 
     return await run_demo(customers=args.customers, exit_after=args.exit)
 
@@ -248,7 +246,7 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
     if not settings.api_write_keys or not settings.api_read_keys:
         return _fail("set API_WRITE_KEYS and API_READ_KEYS (comma-separated keys) before serving the API")
-    from telemetry import configure_logging
+    from plumbing.telemetry import configure_logging
 
     configure_logging()
     config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="info", log_config=None)
@@ -260,8 +258,8 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from codec import EncryptionKeyError, codec_from_env
-    from codec_server import create_codec_app
+    from plumbing.codec import EncryptionKeyError, codec_from_env
+    from plumbing.codec_server import create_codec_app
 
     try:
         codec = codec_from_env()
@@ -275,8 +273,9 @@ async def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
-    from erasure import end_journey, erase_rows
+    from client.journeys import end_journey
     from storage.db import database
+    from storage.erasure import erase_rows
 
     client = await _connect(settings)
     workflow = await end_journey(client, args.customer_id)
@@ -310,6 +309,7 @@ def parser() -> argparse.ArgumentParser:
         prog="starter.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup", help="register the journeys' search attributes on the namespace (idempotent)")
     send = sub.add_parser("send-event", help="send one event (JSON) or many (a .jsonl file, or '-')")
     send.add_argument("source")
     send.add_argument("--no-record", action="store_true", help="do not keep the events in the database")
@@ -356,6 +356,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {
+    "setup": cmd_setup,
     "send-event": cmd_send_event,
     "state": cmd_state,
     "list": cmd_list,

@@ -24,12 +24,13 @@ from activities.email import Company, EmailActivities, EmailProvider, LocalProvi
 from activities.playbook import PlaybookActivities, read_playbook
 from activities.records import RecordActivities
 from activities.sendgrid_provider import SendGridProvider, SendGridSettings
-from activities.templates import TemplateRenderer
-from config import Settings
-from converter import data_converter
-from entrypoint import exit_now
+from client.connect import connect
+from client.namespace import NamespaceNotReady, check_namespace
+from mail.templates import TemplateRenderer
+from plumbing.config import Settings
+from plumbing.entrypoint import exit_now
+from plumbing.telemetry import configure_logging, runtime_from_env
 from storage.db import make_engine, make_sessionmaker
-from telemetry import configure_logging, runtime_from_env
 from workflows.journey import AdvocacyJourney
 
 
@@ -75,20 +76,15 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts, settings: 
     )
 
 
-async def connect(settings: Settings) -> Client:
-    runtime = runtime_from_env()
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=data_converter(),
-        runtime=runtime,
-    )
-
-
 async def main() -> int:
     configure_logging()
     settings = Settings.from_env()
-    client = await connect(settings)
+    client = await connect(settings, runtime_from_env())
+    try:
+        await check_namespace(client)
+    except NamespaceNotReady as err:
+        logging.error("%s", err)
+        return 2
     parts = WorkerParts(
         sessions=make_sessionmaker(make_engine(settings.database_url)),
         playbook_path=settings.playbook_path,

@@ -36,8 +36,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.links import links_for
-from activities.templates import RenderedEmail, TemplateFailure, TemplateRenderer
+from mail.links import links_for
+from mail.templates import RenderedEmail, TemplateFailure, TemplateRenderer
 from storage.models import AskRow, Message
 from workflows.model import SendEmailInput, SendEmailResult
 

@@ -18,12 +18,12 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.links import with_utm
 from api import auth
-from api.app import deps
-from api.ingest import Item
+from api.deps import deps
 from api.schemas import DealRequest, DealResult, Problem, ReferralRequest, ReferralResult
-from journeys import handle
+from client.ingest import Item
+from client.journeys import handle
+from mail.links import with_utm
 from storage.event_log import DELIVERED, record_events
 from storage.models import CrmDeal, Customer, Event, ReferralClick, ReferralRow
 from workflows.events import EMAIL_RE, iso

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from temporalio.service import RPCError
 
-from activities.links import TokenError, verify_unsubscribe_token
-from api.app import deps
-from api.ingest import Item
+from api.deps import deps
+from client.ingest import Item
+from mail.links import TokenError, verify_unsubscribe_token
 from workflows.events import iso
 
 log = logging.getLogger("advocacy.api")

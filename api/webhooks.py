@@ -31,10 +31,10 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import auth
-from api.app import Deps, deps
-from api.ingest import Item
+from api.deps import Deps, deps
 from api.schemas import Problem, WebhookResult
-from journeys import handle
+from client.ingest import Item
+from client.journeys import handle
 from storage.models import Message, WebhookEvent, WebhookReceipt
 from workflows.events import iso
 from workflows.journey import AdvocacyJourney

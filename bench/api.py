@@ -32,9 +32,9 @@ from temporalio.client import Client
 
 from api.app import create_app
 from bench.run import CONCURRENCY, _events, _pump, _until_applied
-from config import DEFAULT_PLAYBOOK, Settings
-from entrypoint import exit_now
-from journeys import get_state, send_event
+from client.journeys import get_state, send_event
+from plumbing.config import DEFAULT_PLAYBOOK, Settings
+from plumbing.entrypoint import exit_now
 from storage.db import alembic_config, make_engine, make_sessionmaker
 from tests.conftest import start_dev_env
 from worker import WorkerParts, build_worker

@@ -33,10 +33,10 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.counter import SignalCounter
-from config import DEFAULT_PLAYBOOK
-from converter import data_converter
-from entrypoint import exit_now
-from journeys import get_state, send_event
+from client.journeys import get_state, send_event
+from plumbing.config import DEFAULT_PLAYBOOK
+from plumbing.converter import data_converter
+from plumbing.entrypoint import exit_now
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Base
 from tests.conftest import start_dev_env

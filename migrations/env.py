@@ -6,7 +6,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from config import Settings
+from plumbing.config import Settings
 from storage.db import make_engine
 from storage.models import Base
 

@@ -16,8 +16,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from config import DEFAULT_PLAYBOOK, Settings
-from converter import data_converter
+from plumbing.config import DEFAULT_PLAYBOOK, Settings
+from plumbing.converter import data_converter
 from storage.db import alembic_config, make_engine, make_sessionmaker
 from tests.conftest import TEST_SERVER, register_search_attributes
 from worker import WorkerParts, build_worker

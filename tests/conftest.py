@@ -15,19 +15,18 @@ from typing import Any
 import pytest
 from alembic import command
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.email import EmailProvider
-from config import DEFAULT_PLAYBOOK, Settings
-from converter import data_converter
+from client.namespace import add_all_request
+from plumbing.config import DEFAULT_PLAYBOOK, Settings
+from plumbing.converter import data_converter
 from storage.db import alembic_config, make_engine, make_sessionmaker
 from storage.models import Base
 from worker import WorkerParts, build_worker
 from workflows.events import iso
-from workflows.model import SEARCH_ATTRIBUTE_KEYS, SEARCH_ATTRIBUTES
+from workflows.model import SEARCH_ATTRIBUTE_KEYS
 
 BIN = Path(sys.executable).parent
 TEST_SERVER = str(BIN / "temporal-test-server")
@@ -44,7 +43,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     # The SDK's runtime can abort the interpreter at exit (PyGILState_Release) after a
     # clean run; leave with pytest's own verdict before finalisation can change it.
-    from entrypoint import exit_now
+    from plumbing.entrypoint import exit_now
 
     exit_now(_EXIT_STATUS)
 
@@ -61,17 +60,10 @@ async def start_dev_env(**options: Any) -> WorkflowEnvironment:
 
 
 async def register_search_attributes(client: Client) -> None:
-    types = {
-        "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-        "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
-        "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
-    }
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={name: types[kind] for name, kind in SEARCH_ATTRIBUTES.items()},
-        )
-    )
+    # The time-skipping server rejects unknown search attributes until registered, and cannot list them.
+    request = add_all_request()
+    request.namespace = client.namespace
+    await client.operator_service.add_search_attributes(request)
 
 
 @pytest.fixture
@@ -150,7 +142,7 @@ class Harness:
         event_id: str | None = None,
         at: datetime | None = None,
     ) -> None:
-        from journeys import send_event
+        from client.journeys import send_event
 
         moment = at or await self.now()
         await send_event(
@@ -179,7 +171,7 @@ class Harness:
         await self.env.sleep(timedelta(days=days, hours=hours, seconds=seconds))
 
     async def state(self, customer: str) -> Any:
-        from journeys import get_state
+        from client.journeys import get_state
 
         return await get_state(self.client, customer)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from converter import data_converter
-from entrypoint import exit_now
+from plumbing.converter import data_converter
+from plumbing.entrypoint import exit_now
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Base
 from tests import test_journey_scenarios as scenarios

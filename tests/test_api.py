@@ -21,11 +21,11 @@ from sqlalchemy import select
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-import journeys
 import starter
-from activities.links import unsubscribe_token
-from api import ingest as api_ingest
 from api import webhooks
+from client import ingest as api_ingest
+from client import journeys
+from mail.links import unsubscribe_token
 from storage.db import database
 from storage.models import Customer, Event, Message, ReferralClick, ReferralRow
 from tests.api_stack import READ_KEY, WRITE_KEY, ApiStack

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.testing import WorkflowEnvironment
 
-from codec import EncryptionCodec, EncryptionKeyError, parse_keys
-from codec_server import create_codec_app
-from converter import data_converter
+from plumbing.codec import EncryptionCodec, EncryptionKeyError, parse_keys
+from plumbing.codec_server import create_codec_app
+from plumbing.converter import data_converter
 from tests.conftest import TEST_SERVER, register_search_attributes, running_worker
 
 

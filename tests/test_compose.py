@@ -14,7 +14,7 @@ import jsonschema_rs
 import pytest
 import yaml
 
-from config import ROOT
+from plumbing.config import ROOT
 from starter import COMMANDS
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

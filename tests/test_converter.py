@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from temporalio.converter import DataConverter
 
 from activities.playbook import read_playbook
-from config import DEFAULT_PLAYBOOK, DEMO_PLAYBOOK
-from converter import data_converter
+from plumbing.config import DEFAULT_PLAYBOOK, DEMO_PLAYBOOK
+from plumbing.converter import data_converter
 from tests.test_policy_properties import simulate, step
 from workflows.model import Ask, JourneyInput, JourneyState, SendEmailInput
 from workflows.playbook import Playbook

@@ -19,8 +19,8 @@ from temporalio.testing import ActivityEnvironment
 import activities.email as email_module
 from activities.email import Company, EmailActivities, LocalProvider
 from activities.records import RecordActivities
-from activities.templates import TemplateRenderer
-from config import TEMPLATES_DIR
+from mail.templates import TemplateRenderer
+from plumbing.config import TEMPLATES_DIR
 from storage.db import alembic_config
 from storage.models import Message, ReferralRow, RewardRow
 from tests.conftest import DATABASES, database_url

@@ -25,8 +25,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from config import DEMO_PLAYBOOK, ROOT
-from journeys import get_state
+from client.journeys import get_state
+from plumbing.config import DEMO_PLAYBOOK, ROOT
 from storage.db import database, make_engine, make_sessionmaker
 from storage.models import Event, Message
 from tests.conftest import start_dev_env

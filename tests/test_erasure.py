@@ -10,7 +10,7 @@ from sqlalchemy import String, Text, select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.sqltypes import JSON
 
-from erasure import anonymous_id, erase_rows
+from storage.erasure import anonymous_id, erase_rows
 from storage.models import Base, RewardRow
 from tests.conftest import Harness
 from tests.outbox import ledger

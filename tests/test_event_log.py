@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import starter
-from api.ingest import Ingest
+from client.ingest import Ingest
 from storage.db import alembic_config, database
 from storage.event_log import RECORDED, mark_delivery, pending_events, record_events, relay_turn
 from storage.models import Event

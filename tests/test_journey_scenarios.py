@@ -8,7 +8,7 @@ from decimal import Decimal
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from config import DEFAULT_PLAYBOOK
+from plumbing.config import DEFAULT_PLAYBOOK
 from tests.conftest import Harness, running_worker
 from tests.outbox import ledger, messages, templates_sent
 from workflows.events import parse_timestamp

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from journeys import JourneyEndedError, handle
+from client.journeys import JourneyEndedError, handle
 from tests.conftest import Harness
 from tests.outbox import templates_sent
 from workflows.journey import AdvocacyJourney

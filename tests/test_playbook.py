@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from activities.playbook import read_playbook
-from config import DEFAULT_PLAYBOOK, DEMO_PLAYBOOK
+from plumbing.config import DEFAULT_PLAYBOOK, DEMO_PLAYBOOK
 from workflows.playbook import PlaybookError, parse_duration
 
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from activities.playbook import read_playbook
-from config import DEFAULT_PLAYBOOK
+from plumbing.config import DEFAULT_PLAYBOOK
 from workflows import patches, policy
 from workflows.events import iso, parse_event, parse_timestamp
 from workflows.model import OPEN_ASK_STATUSES, JourneyState

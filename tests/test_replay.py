@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from converter import data_converter
+from plumbing.converter import data_converter
 from workflows.journey import AdvocacyJourney
 
 HISTORIES = sorted((Path(__file__).parent / "histories").rglob("*.json"))

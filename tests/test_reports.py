@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 import starter
-from reports import ReportError, build_report, parse_bound
 from storage.models import AskRow, Customer, Event, Message, ReferralClick, ReferralRow, RewardRow
+from storage.reports import ReportError, build_report, parse_bound
 
 
 def at(day: str) -> datetime:

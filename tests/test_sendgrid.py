@@ -19,8 +19,8 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.email import Company, EmailActivities, OutgoingEmail
 from activities.sendgrid_provider import SendGridProvider, SendGridSettings
-from activities.templates import TemplateRenderer
-from config import TEMPLATES_DIR
+from mail.templates import TemplateRenderer
+from plumbing.config import TEMPLATES_DIR
 from storage.models import Base, Message
 from tests.conftest import Harness, running_worker
 from tests.fake_sendgrid import FakeSendGrid, Fault, error, rate_limited, server_error

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 
-from converter import data_converter
-from telemetry import JsonFormatter
+from plumbing.converter import data_converter
+from plumbing.telemetry import JsonFormatter
 from tests.api_stack import free_port
 from tests.conftest import TEST_SERVER, Harness, register_search_attributes, running_worker
 

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.email import Company, EmailActivities, LocalProvider
-from activities.template_check import check, is_internal, sample_variables
-from activities.templates import GMAIL_CLIP_BYTES, TemplateFailure, TemplateRenderer
-from config import ROOT, TEMPLATES_DIR
+from mail.lint import check, is_internal, sample_variables
+from mail.templates import GMAIL_CLIP_BYTES, TemplateFailure, TemplateRenderer
+from plumbing.config import ROOT, TEMPLATES_DIR
 from storage.models import Base, Message
 from tests.conftest import running_worker
 from tests.outbox import templates_sent

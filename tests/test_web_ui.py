@@ -15,8 +15,8 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from config import DEMO_PLAYBOOK
-from journeys import get_state, send_event
+from client.journeys import get_state, send_event
+from plumbing.config import DEMO_PLAYBOOK
 from tests.api_stack import free_port
 from tests.conftest import start_dev_env
 from worker import WorkerParts, build_worker

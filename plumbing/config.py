@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'var' / 'advocacy.db'}"
 DEFAULT_PLAYBOOK = ROOT / "playbooks" / "default.yaml"
 DEMO_PLAYBOOK = ROOT / "playbooks" / "demo.yaml"

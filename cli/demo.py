@@ -29,15 +29,16 @@ from urllib.parse import urlsplit
 import httpx
 from temporalio.client import Client
 
-from config import DEMO_PLAYBOOK, ROOT, Settings
-from converter import data_converter
-from journeys import get_state
-from simulation import build_cohort, responses
+from cli.simulation import build_cohort, responses
+from client.connect import connect
+from client.journeys import get_state, handle
+from client.namespace import setup_namespace
+from plumbing.config import DEMO_PLAYBOOK, ROOT, Settings
 from storage.db import alembic_config, make_engine, make_sessionmaker
 from worker import WorkerParts, build_worker
 from workflows.events import iso
 from workflows.journey import AdvocacyJourney
-from workflows.model import SEARCH_ATTRIBUTES, ChurnInput
+from workflows.model import ChurnInput
 
 SECONDS_PER_DAY = 1.0
 STORY_DAYS = 100
@@ -67,8 +68,6 @@ def start_dev_server(address: str) -> subprocess.Popen[bytes] | None:
     host, _, port = address.rpartition(":")
     args = [str(binary), "server", "start-dev", "--db-filename", str(ROOT / "var" / "temporal.db"),
             "--ip", host or "localhost", "--port", port, "--ui-port", str(UI_PORT), "--log-level", "error"]  # fmt: skip
-    for name, kind in SEARCH_ATTRIBUTES.items():
-        args += ["--search-attribute", f"{name}={kind}"]
     log = (ROOT / "var" / "temporal-server.log").open("ab")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -114,9 +113,7 @@ async def drive_cohort(client: Client, api: httpx.AsyncClient, settings: Setting
         for cid, at in list(churn_at.items()):
             if day >= at:
                 del churn_at[cid]
-                await client.get_workflow_handle(f"advocacy-{cid}").execute_update(
-                    AdvocacyJourney.churn, ChurnInput(reason="contract ended")
-                )
+                await handle(client, cid).execute_update(AdvocacyJourney.churn, ChurnInput(reason="contract ended"))
         if day - last_poll >= 2:
             last_poll = day
             states = await asyncio.gather(*(get_state(client, cid) for cid in by_id), return_exceptions=True)
@@ -136,7 +133,7 @@ async def drive_cohort(client: Client, api: httpx.AsyncClient, settings: Setting
 
 
 async def summarise(client: Client, settings: Settings, customer_ids: list[str]) -> dict[str, object]:
-    from reports import program_report
+    from storage.reports import program_report
 
     states = [await get_state(client, cid) for cid in customer_ids]
     stages = Counter(s.stage for s in states)
@@ -198,9 +195,8 @@ async def run_demo(customers: int = 60, exit_after: bool = False) -> int:
     migrate(settings.database_url)
     server = start_dev_server(settings.temporal_address)
     try:
-        client = await Client.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace, data_converter=data_converter()
-        )
+        client = await connect(settings)
+        await setup_namespace(client)  # as `python starter.py setup` does: idempotent
         parts = WorkerParts(
             sessions=make_sessionmaker(make_engine(settings.database_url)),
             playbook_path=settings.playbook_path,

@@ -1,4 +1,5 @@
-"""Accepting events: validate each, write it once (unique on event_id), deliver it by signal-with-start.
+"""The one ingest path (API, CLI, relay, demo): validate each event, write it once (unique on
+event_id), deliver it by signal-with-start, mark what was delivered.
 
 The answer comes after both, so a 2xx means the event is stored and in its
 journey. A retry of the same request finds the rows and signals again, which
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.common import MetricMeter
 
-from journeys import JourneyEndedError, send_event
+from client.journeys import JourneyEndedError, send_event
 from storage.event_log import RECORDED, mark_delivery, pending_events, record_events, relay_turn
 from workflows.events import EventError, event_to_dict, iso, parse_event, parse_timestamp
 from workflows.model import CustomerEvent
@@ -89,7 +90,7 @@ class Ingest:
                 continue
             to_apply.append((item.index, event))
         if to_apply or to_record:
-            await asyncio.to_thread(self._store, [e for _, e in to_apply], to_record)
+            await asyncio.to_thread(store_events, self.sessions, [e for _, e in to_apply], to_record)
             for event in [e for _, e in to_apply] + to_record:
                 self.ingested.add(1, {"type": event.type})
         outcome.recorded_only += len(to_record)
@@ -99,15 +100,18 @@ class Ingest:
         outcome.errors.sort(key=lambda e: e.index)
         return outcome
 
-    async def deliver(self, events: Sequence[tuple[int, CustomerEvent]]) -> tuple[int, list[ItemError]]:
+    async def deliver(
+        self, events: Sequence[tuple[int, CustomerEvent]], progress: Callable[[int], object] | None = None
+    ) -> tuple[int, list[ItemError]]:
         """Signal-with-start each event and mark its row; per customer in order, customers in parallel.
 
         What was signalled is marked even when another signal failed; that failure is then raised.
+        `progress(1)` is called for each event handled (a progress bar's update).
         """
         by_customer: dict[str, list[tuple[int, CustomerEvent]]] = defaultdict(list)
         for index, event in events:
             by_customer[event.customer_id].append((index, event))
-        groups = await asyncio.gather(*(self._deliver(group) for group in by_customer.values()))
+        groups = await asyncio.gather(*(self._deliver(group, progress) for group in by_customer.values()))
         delivered = [event_id for group in groups for event_id in group.delivered]
         refused = [event_id for group in groups for event_id, _ in group.refused]
         if delivered or refused:
@@ -130,19 +134,9 @@ class Ingest:
         log.info("redelivered %d pending events (%d refused: journey ended)", delivered, len(errors))
         return delivered, len(errors)
 
-    def _store(self, to_apply: list[CustomerEvent], to_record: list[CustomerEvent]) -> None:
-        for attempt in range(3):
-            try:
-                with self.sessions.begin() as session:
-                    record_events(session, to_apply)
-                    record_events(session, to_record, RECORDED)
-                return
-            except IntegrityError:
-                # A concurrent request stored some of the same event ids first: the rest are stored next try.
-                if attempt == 2:
-                    raise
-
-    async def _deliver(self, events: list[tuple[int, CustomerEvent]]) -> _Delivery:
+    async def _deliver(
+        self, events: list[tuple[int, CustomerEvent]], progress: Callable[[int], object] | None
+    ) -> _Delivery:
         done = _Delivery()
         for index, event in events:
             try:
@@ -153,7 +147,25 @@ class Ingest:
             except Exception as err:  # Temporal failed: the rest of this customer's events wait, in order
                 done.failure = err
                 break
+            if progress is not None:
+                progress(1)
         return done
+
+
+def store_events(
+    sessions: sessionmaker[Session], to_apply: list[CustomerEvent], to_record: list[CustomerEvent] | None = None
+) -> None:
+    """Keep each event once, `pending` until delivered (`to_record`: kept, never delivered)."""
+    for attempt in range(3):
+        try:
+            with sessions.begin() as session:
+                record_events(session, to_apply)
+                record_events(session, to_record or [], RECORDED)
+            return
+        except IntegrityError:
+            # A concurrent request stored some of the same event ids first: the rest are stored next try.
+            if attempt == 2:
+                raise
 
 
 @dataclass

@@ -162,7 +162,7 @@ class PayloadConverter(CompositePayloadConverter):
 def data_converter(codec: PayloadCodec | None = None, *, from_env: bool = True) -> DataConverter:
     """Our JSON payloads; encrypted when PAYLOAD_ENCRYPTION_KEY is set (or a codec is given)."""
     if codec is None and from_env:
-        from codec import codec_from_env
+        from plumbing.codec import codec_from_env
 
         codec = codec_from_env()
     return DataConverter(payload_converter_class=PayloadConverter, payload_codec=codec)

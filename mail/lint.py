@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import jinja2
 
 from activities.email import Company, template_variables
-from activities.templates import DEFAULT_LOCALE, PART_LABELS, PARTS, TemplateFailure, TemplateRenderer, undeclared_names
+from mail.templates import DEFAULT_LOCALE, PART_LABELS, PARTS, TemplateFailure, TemplateRenderer, undeclared_names
 from workflows.model import SendEmailInput
 
 SAMPLE_BASE_URL = "https://advocacy.example.com"

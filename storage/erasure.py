@@ -1,7 +1,7 @@
-"""`python starter.py forget CUSTOMER_ID`: the right to erasure.
+"""`python starter.py forget CUSTOMER_ID`: the right to erasure, in the database
+(`client.journeys.end_journey` ends the journey and deletes its histories from Temporal).
 
-Ends the journey and deletes its workflow histories (every run) from Temporal;
-in the database deletes the customer and their events, anonymises what must
+In the database: deletes the customer and their events, anonymises what must
 stay for accounting and reporting (ledger amounts, asks, messages, referrals,
 clicks, deals) under a stable anonymous id, blanks the outbox's content and
 removes the customer's .eml files and delivery-log lines. Safe to run again.
@@ -17,10 +17,6 @@ from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
-from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
 
 from storage.models import (
     AskRow,
@@ -33,7 +29,6 @@ from storage.models import (
     RewardRow,
     WebhookEvent,
 )
-from workflows.model import workflow_id_for
 
 ERASED = "[erased]"
 
@@ -53,35 +48,6 @@ class ErasureReport:
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
-
-
-async def end_journey(client: Client, customer_id: str) -> str:
-    handle = client.get_workflow_handle(workflow_id_for(customer_id))
-    try:
-        description = await handle.describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return "not found"
-        raise
-    if description.status == WorkflowExecutionStatus.RUNNING:
-        await handle.terminate(reason="right to erasure")
-    # Delete every run, newest first along the continue-as-new chain: histories hold the customer's events.
-    deleted, run_id = 0, description.run_id
-    while run_id:
-        history = await client.get_workflow_handle(workflow_id_for(customer_id), run_id=run_id).fetch_history()
-        previous = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
-        request = DeleteWorkflowExecutionRequest(
-            namespace=client.namespace,
-            workflow_execution=WorkflowExecution(workflow_id=workflow_id_for(customer_id), run_id=run_id),
-        )
-        try:
-            await client.workflow_service.delete_workflow_execution(request)
-            deleted += 1
-        except RPCError as err:
-            if err.status != RPCStatusCode.NOT_FOUND:
-                raise
-        run_id = previous
-    return f"ended; {deleted} run(s) deleted"
 
 
 def _count(session: Session, statement: Any) -> int:

@@ -6,9 +6,12 @@ import asyncio
 from dataclasses import asdict
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.events import event_to_dict, parse_event
 from workflows.journey import AdvocacyJourney
@@ -102,3 +105,33 @@ async def journeys_per_stage(client: Client) -> dict[str, int]:
         *(client.count_workflows(f'{LATEST_RUNS} AND AdvocacyStage = "{stage}"') for stage in STAGES)
     )
     return {stage: c.count for stage, c in zip(STAGES, counts, strict=True)}
+
+
+async def end_journey(client: Client, customer_id: str) -> str:
+    """Right to erasure: end the journey and delete every run's history (they hold the customer's events)."""
+    handle = client.get_workflow_handle(workflow_id_for(customer_id))
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return "not found"
+        raise
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        await handle.terminate(reason="right to erasure")
+    # Delete every run, newest first along the continue-as-new chain: histories hold the customer's events.
+    deleted, run_id = 0, description.run_id
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id_for(customer_id), run_id=run_id).fetch_history()
+        previous = history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+        request = DeleteWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id_for(customer_id), run_id=run_id),
+        )
+        try:
+            await client.workflow_service.delete_workflow_execution(request)
+            deleted += 1
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        run_id = previous
+    return f"ended; {deleted} run(s) deleted"

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from activities.playbook import read_playbook
-from activities.template_check import check, sample_variables
-from activities.templates import DEFAULT_LOCALE, TemplateFailure, TemplateRenderer
-from config import Settings
+from mail.lint import check, sample_variables
+from mail.templates import DEFAULT_LOCALE, TemplateFailure, TemplateRenderer
+from plumbing.config import Settings
 from workflows.playbook import PlaybookError
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

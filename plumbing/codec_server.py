@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from codec import EncryptionCodec, EncryptionKeyError
+from plumbing.codec import EncryptionCodec, EncryptionKeyError
 
 
 def create_codec_app(codec: EncryptionCodec, ui_origins: list[str]) -> FastAPI:

@@ -1,0 +1,1 @@
+"""The command line's larger commands (starter.py dispatches): demo, simulated cohort, templates."""

@@ -1,0 +1,1 @@
+"""Shared plumbing: configuration, the data converter and payload codec, telemetry, process exit."""
