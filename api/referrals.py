@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import auth
 from api.deps import deps
 from api.schemas import DealRequest, DealResult, Problem, ReferralRequest, ReferralResult
+from client.events import new_event
 from client.ingest import Item
 from client.journeys import handle
 from mail.links import with_utm
@@ -229,8 +230,7 @@ async def crm_deal(body: DealRequest, request: Request) -> JSONResponse:
         data["amount"] = body.amount
     if body.currency:
         data["currency"] = body.currency.upper()
-    raw = {"event_id": event_id, "customer_id": referral.customer_id, "type": "referral_converted",
-           "occurred_at": iso(_now()), "data": data}  # fmt: skip
+    raw = new_event(referral.customer_id, "referral_converted", data, event_id=event_id, at=_now())
     outcome = await d.ingest.accept([Item(0, raw)])
     if outcome.errors:
         error = outcome.errors[0]

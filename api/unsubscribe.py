@@ -5,16 +5,15 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
-from datetime import datetime, timezone
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from temporalio.service import RPCError
 
 from api.deps import deps
+from client.events import new_event
 from client.ingest import Item
 from mail.links import TokenError, verify_unsubscribe_token
-from workflows.events import iso
 
 log = logging.getLogger("advocacy.api")
 router = APIRouter(tags=["unsubscribe"])
@@ -66,14 +65,9 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
         customer_id = verify_unsubscribe_token(token)
     except TokenError as err:
         return _invalid(err)
-    event = {
-        # The same link clicked twice is one event.
-        "event_id": f"unsubscribe-{hashlib.sha256(token.encode()).hexdigest()[:32]}",
-        "customer_id": customer_id,
-        "type": "unsubscribed",
-        "occurred_at": iso(datetime.now(timezone.utc)),
-        "data": {"reason": "one-click unsubscribe link"},
-    }
+    # The same link clicked twice is one event.
+    event_id = f"unsubscribe-{hashlib.sha256(token.encode()).hexdigest()[:32]}"
+    event = new_event(customer_id, "unsubscribed", {"reason": "one-click unsubscribe link"}, event_id=event_id)
     # A customer whose journey has ended gets no more asks anyway: the same answer. When Temporal
     # cannot be reached the event is kept pending and the relay delivers it: the same answer too.
     try:

@@ -33,10 +33,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import auth
 from api.deps import Deps, deps
 from api.schemas import Problem, WebhookResult
+from client.events import new_event
 from client.ingest import Item
 from client.journeys import handle
 from storage.models import Message, WebhookEvent, WebhookReceipt
-from workflows.events import iso
 from workflows.journey import AdvocacyJourney
 from workflows.model import EmailFeedbackInput
 
@@ -186,8 +186,9 @@ async def _to_journey(d: Deps, event: dict[str, Any]) -> None:
                 d, customer, EmailFeedbackInput(kind="undeliverable", ask_id=ask_id, reason=f"{kind}: {reason}")
             )
         elif kind in OPT_OUT:
-            raw = {"event_id": f"sendgrid-{dedupe_key(event)[:32]}", "customer_id": customer, "type": "unsubscribed",
-                   "occurred_at": iso(datetime.now(timezone.utc)), "data": {"reason": f"SendGrid {kind}"}}  # fmt: skip
+            raw = new_event(
+                customer, "unsubscribed", {"reason": f"SendGrid {kind}"}, event_id=f"sendgrid-{dedupe_key(event)[:32]}"
+            )
             await d.ingest.accept([Item(0, raw)])
         elif kind == "click" and ask_id and "utm_source=advocacy" in str(event.get("url", "")):
             await _feedback(d, customer, EmailFeedbackInput(kind="click", ask_id=ask_id))

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.counter import SignalCounter
+from client.events import new_event
 from client.journeys import get_state, send_event
 from plumbing.config import DEFAULT_PLAYBOOK
 from plumbing.converter import data_converter
@@ -60,19 +61,11 @@ def _events(prefix: str) -> list[dict[str, Any]]:
     ]
     for c in range(CUSTOMERS):
         cid = f"{prefix}-{c}"
-        out.append({"event_id": f"{cid}-p", "customer_id": cid, "type": "customer_profile", "occurred_at": iso(datetime.now(timezone.utc)),
-                    "data": {"email": f"{cid}@x.example", "name": "B", "company": "X"}})  # fmt: skip
+        out.append(new_event(cid, "customer_profile", {"email": f"{cid}@x.example", "name": "B", "company": "X"},
+                             event_id=f"{cid}-p"))  # fmt: skip
         for n in range(EVENTS_PER_CUSTOMER - 1):
             kind, data = kinds[n % len(kinds)]
-            out.append(
-                {
-                    "event_id": f"{cid}-{n}",
-                    "customer_id": cid,
-                    "type": kind,
-                    "occurred_at": iso(datetime.now(timezone.utc)),
-                    "data": data,
-                }
-            )
+            out.append(new_event(cid, kind, data, event_id=f"{cid}-{n}"))
     return out
 
 

@@ -22,7 +22,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,12 +30,12 @@ from temporalio.client import Client
 
 from cli.simulation import build_cohort, responses
 from client.connect import connect
+from client.events import new_event
 from client.journeys import get_state, handle
 from client.namespace import setup_namespace
 from plumbing.config import DEMO_PLAYBOOK, ROOT, Settings
 from storage.db import alembic_config, make_engine, make_sessionmaker
 from worker import WorkerParts, build_worker
-from workflows.events import iso
 from workflows.journey import AdvocacyJourney
 from workflows.model import ChurnInput
 
@@ -99,9 +98,7 @@ async def drive_cohort(client: Client, api: httpx.AsyncClient, settings: Setting
         queue = [e for e in queue if e[0] > day]
         batch = []
         for _, cid, kind, data in due:
-            raw = {"event_id": f"{cid}-{uuid.uuid4().hex[:10]}", "customer_id": cid, "type": kind,
-                   "occurred_at": iso(datetime.now(timezone.utc)), "data": data}  # fmt: skip
-            batch.append(raw)
+            batch.append(new_event(cid, kind, data, event_id=f"{cid}-{uuid.uuid4().hex[:10]}"))
         if batch:
             # Through the HTTP API, as a backend system would send them.
             answer = await api.post("/v1/events", json=batch)

@@ -19,13 +19,13 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.email import EmailProvider
+from client.events import new_event
 from client.namespace import add_all_request
 from plumbing.config import DEFAULT_PLAYBOOK, Settings
 from plumbing.converter import data_converter
 from storage.db import alembic_config, make_engine, make_sessionmaker
 from storage.models import Base
 from worker import WorkerParts, build_worker
-from workflows.events import iso
 from workflows.model import SEARCH_ATTRIBUTE_KEYS
 
 BIN = Path(sys.executable).parent
@@ -144,18 +144,8 @@ class Harness:
     ) -> None:
         from client.journeys import send_event
 
-        moment = at or await self.now()
-        await send_event(
-            self.client,
-            {
-                "event_id": event_id or f"ev-{uuid.uuid4().hex[:12]}",
-                "customer_id": customer,
-                "type": type,
-                "occurred_at": iso(moment),
-                "data": data or {},
-            },
-            self.task_queue,
-        )
+        event = new_event(customer, type, data, event_id=event_id, at=at or await self.now())
+        await send_event(self.client, event, self.task_queue)
 
     async def profile(self, customer: str, **extra: Any) -> None:
         data = {

@@ -25,11 +25,11 @@ import starter
 from api import webhooks
 from client import ingest as api_ingest
 from client import journeys
+from client.events import new_event
 from mail.links import unsubscribe_token
 from storage.db import database
 from storage.models import Customer, Event, Message, ReferralClick, ReferralRow
 from tests.api_stack import READ_KEY, WRITE_KEY, ApiStack
-from workflows.events import iso
 
 WRITE = {"Authorization": f"Bearer {WRITE_KEY}"}
 READ = {"Authorization": f"Bearer {READ_KEY}"}
@@ -50,8 +50,7 @@ async def http(api: ApiStack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _event(customer: str, type: str, data: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
-    return {"event_id": event_id or uuid.uuid4().hex, "customer_id": customer, "type": type,
-            "occurred_at": iso(datetime.now(timezone.utc)), "data": data}  # fmt: skip
+    return new_event(customer, type, data, event_id=event_id)
 
 
 def _profile(customer: str, email: str | None = None) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +24,13 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from client.events import new_event
 from client.journeys import get_state
 from plumbing.config import DEMO_PLAYBOOK, ROOT
 from storage.db import database, make_engine, make_sessionmaker
 from storage.models import Event, Message
 from tests.conftest import start_dev_env
 from tests.fake_sendgrid import FakeSendGrid
-from workflows.events import iso
 from workflows.journey import AdvocacyJourney
 from workflows.model import JourneyInput
 
@@ -82,8 +81,7 @@ class Stack:
         )
 
     def event(self, customer: str, type: str, data: dict[str, Any]) -> str:
-        return json.dumps({"event_id": uuid.uuid4().hex, "customer_id": customer, "type": type,
-                           "occurred_at": iso(datetime.now(timezone.utc)), "data": data})  # fmt: skip
+        return json.dumps(new_event(customer, type, data))
 
     def stop(self) -> None:
         for proc in self.workers:
