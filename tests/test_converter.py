@@ -63,3 +63,15 @@ def test_integers_decode_into_float_fields() -> None:
     raw[0].data = raw[0].data.replace(b'"moment_window_seconds":1209600.0', b'"moment_window_seconds":1209600')
     (decoded,) = OURS.from_payloads(raw, [Playbook])
     assert decoded.moment_window_seconds == 1209600.0 and isinstance(decoded.moment_window_seconds, float)
+
+
+def test_a_state_carried_over_before_the_score_log_rename_decodes() -> None:
+    """Continue-as-new carries the state as JSON: runs started before the rename wrote `signals`."""
+    from plumbing.converter import decode
+    from workflows.model import JourneyState
+
+    old = {"customer_id": "c-1", "signals": [{"at": "2026-11-01T10:00:00Z", "event_type": "nps_response",
+                                               "delta": 20, "reason": "promoter NPS 10"}]}  # fmt: skip
+    state = decode(JourneyState, old)
+    assert [entry.reason for entry in state.score_log] == ["promoter NPS 10"]
+    assert decode(JourneyState, {"customer_id": "c-1", "score_log": old["signals"]}).score_log == state.score_log
