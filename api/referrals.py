@@ -27,7 +27,7 @@ from client.journeys import handle
 from mail.links import with_utm
 from storage.event_log import DELIVERED, record_events
 from storage.models import CrmDeal, Customer, Event, ReferralClick, ReferralRow
-from workflows.events import EMAIL_RE, iso
+from workflows.events import EMAIL_RE
 from workflows.journey import AdvocacyJourney
 from workflows.model import CustomerEvent, SubmitReferralInput
 from workflows.policy import every_fix, self_referral
@@ -161,9 +161,10 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
 
 
 def _remember_submission(request: Request, advocate_id: str, referral_id: str, referee: str) -> None:
-    event = CustomerEvent(event_id=f"api-referral-{advocate_id}-{referral_id}", customer_id=advocate_id,
-                          type="referral_submitted", occurred_at=iso(_now()),
-                          data={"referee_email": referee, "referral_id": referral_id})  # fmt: skip
+    data = {"referee_email": referee, "referral_id": referral_id}
+    event = CustomerEvent(
+        **new_event(advocate_id, "referral_submitted", data, event_id=f"api-referral-{advocate_id}-{referral_id}")
+    )
     try:
         with deps(request).sessions.begin() as session:
             record_events(session, [event], DELIVERED)  # the journey has it: the update above
