@@ -41,12 +41,8 @@ def _recovery(state: JourneyState, ctx: Policy) -> list[Due]:
 
 def _reward_holds(state: JourneyState, ctx: Policy) -> list[Due]:
     return [
-        Due(
-            at=parse_timestamp(reward.hold_until or ""),
-            what=f"hold on reward {reward.reward_id} ends",
-            act=functools.partial(approve, state, reward),
-        )
-        for reward in pending_holds(state)
+        Due(at=hold_ends, what=f"hold on reward {reward.reward_id} ends", act=functools.partial(approve, state, reward))
+        for reward, hold_ends in pending_holds(state)
     ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from workflows.events import iso, parse_timestamp
 from workflows.model import JourneyState, Reward
@@ -74,8 +74,9 @@ def referral_amount(pb: Playbook, deal_amount: float | None) -> float:
     return max(spec.flat, percent)
 
 
-def pending_holds(state: JourneyState) -> list[Reward]:
-    return [r for r in state.rewards if r.status == "pending" and r.hold_until is not None]
+def pending_holds(state: JourneyState) -> list[tuple[Reward, datetime]]:
+    """Pending rewards with the moment their hold ends."""
+    return [(r, parse_timestamp(r.hold_until)) for r in state.rewards if r.status == "pending" and r.hold_until]
 
 
 def approve(state: JourneyState, reward: Reward) -> list[Effect]:
