@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -99,3 +101,18 @@ async def test_referrals_on_a_free_mail_domain_by_event_and_by_update(harness: H
     await h.sleep(hours=1)
     state = await h.state(c)
     assert [r.referee_email for r in state.referrals] == ["bob@gmx.de", "pat@prospect.example"]
+
+
+async def test_submit_referral_with_a_long_update_id_answers(harness: Harness) -> None:
+    """It used to feed a synthetic event with `update-<update id>` as event_id and wait to see it applied; an
+    update id that pushed event_id past its 200 characters was rejected as an event, so the update never finished."""
+    h, c = harness, harness.cid("longid")
+    await h.profile(c)
+    await h.sleep(hours=1)
+    result = await asyncio.wait_for(
+        handle(h.client, c).execute_update(
+            AdvocacyJourney.submit_referral, SubmitReferralInput(referee_email="pat@prospect.example"), id="u" * 220
+        ),
+        timeout=30,
+    )
+    assert result.status == "submitted"
