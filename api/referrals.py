@@ -131,7 +131,7 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
     d = deps(request)
     auth.require(request, d.settings.api_write_keys, "write")
     referee = body.referee_email.strip().lower()
-    if not EMAIL_RE.match(referee):
+    if not EMAIL_RE.fullmatch(referee):
         raise HTTPException(422, "referee_email: not an email address")
     if not (body.code or body.advocate_id or request.cookies.get(REFERRAL_COOKIE)):
         raise HTTPException(422, "code or advocate_id: one is required")

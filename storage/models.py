@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Index, MetaData, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from workflows.events import TEXT_LIMITS
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -33,13 +35,13 @@ class Customer(Base):
     __tablename__ = "customers"
 
     customer_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    email: Mapped[str | None] = mapped_column(String(320))
-    name: Mapped[str | None] = mapped_column(String(200))
-    company: Mapped[str | None] = mapped_column(String(200))
-    timezone: Mapped[str | None] = mapped_column(String(64))
-    locale: Mapped[str | None] = mapped_column(String(16))
-    segment: Mapped[str | None] = mapped_column(String(64))
-    plan: Mapped[str | None] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(TEXT_LIMITS["email"]))
+    name: Mapped[str | None] = mapped_column(String(TEXT_LIMITS["name"]))
+    company: Mapped[str | None] = mapped_column(String(TEXT_LIMITS["company"]))
+    timezone: Mapped[str | None] = mapped_column(String(TEXT_LIMITS["timezone"]))
+    locale: Mapped[str | None] = mapped_column(String(TEXT_LIMITS["locale"]))
+    segment: Mapped[str | None] = mapped_column(String(TEXT_LIMITS["segment"]))
+    plan: Mapped[str | None] = mapped_column(String(TEXT_LIMITS["plan"]))
     referral_code: Mapped[str | None] = mapped_column(String(32), unique=True)
     # A revoked code still redirects, without attribution.
     referral_revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
@@ -154,9 +156,9 @@ class ReferralRow(Base):
     customer_id: Mapped[str] = mapped_column(String(128), index=True)
     referral_id: Mapped[str] = mapped_column(String(64))
     referral_code: Mapped[str | None] = mapped_column(String(32))
-    referee_email: Mapped[str] = mapped_column(String(320), index=True)
-    referee_name: Mapped[str | None] = mapped_column(String(200))
-    referee_company: Mapped[str | None] = mapped_column(String(200))
+    referee_email: Mapped[str] = mapped_column(String(TEXT_LIMITS["referee_email"]), index=True)
+    referee_name: Mapped[str | None] = mapped_column(String(TEXT_LIMITS["referee_name"]))
+    referee_company: Mapped[str | None] = mapped_column(String(TEXT_LIMITS["referee_company"]))
     status: Mapped[str] = mapped_column(String(16))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     currency: Mapped[str | None] = mapped_column(String(3))

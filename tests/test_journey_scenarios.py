@@ -8,10 +8,13 @@ from decimal import Decimal
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+from client.events import new_event
 from plumbing.config import DEFAULT_PLAYBOOK
 from tests.conftest import Harness, running_worker
 from tests.outbox import ledger, messages, templates_sent
 from workflows.events import parse_timestamp
+from workflows.journey import AdvocacyJourney
+from workflows.model import SIGNAL_EVENT, JourneyInput, workflow_id_for
 
 
 async def test_full_promoter_path_to_advisory_board(harness: Harness) -> None:
@@ -260,3 +263,29 @@ async def test_a_reminder_that_would_fall_after_hours_waits_for_the_next_opening
         sent, reminded = parse_timestamp(ask.sent_at), parse_timestamp(ask.reminded_at)
         assert reminded >= sent + timedelta(hours=36)
         assert reminded.weekday() < 5 and reminded.hour == 9 and reminded.minute == 0, reminded
+
+
+async def test_text_over_its_bound_is_refused_by_the_journey(harness: Harness) -> None:
+    """An event signalled straight to Temporal, past the API, meets the same bounds: state stays in budget."""
+    h, c = harness, harness.cid("oversized")
+    for type, data in (
+        ("customer_profile", {"email": f"{c}@acme.test", "name": "N" * 5000, "company": "Acme"}),
+        ("usage_milestone", {"milestone": "m" * 5000}),
+    ):
+        await h.client.start_workflow(
+            AdvocacyJourney.run,
+            JourneyInput(customer_id=c),
+            id=workflow_id_for(c),
+            task_queue=h.task_queue,
+            start_signal=SIGNAL_EVENT,
+            start_signal_args=[new_event(c, type, data, at=await h.now())],
+        )
+    await h.profile(c, segment="enterprise")
+    await h.send(c, "nps_response", {"score": 10})
+    await h.sleep(days=3)
+    state = await h.state(c)
+    assert state.rejected_events == 2
+    assert state.last_rejection == "data.milestone: at most 200 characters (got 5000)"
+    assert state.profile.name == "Ada Lovelace"
+    assert all(len(entry.reason) < 300 for entry in state.score_log)
+    assert [(a.program, a.status) for a in state.asks] == [("review", "sent")]

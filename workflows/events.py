@@ -6,6 +6,7 @@ naming the field at fault, so nothing is applied from a bad event.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -15,14 +16,30 @@ from workflows.schedule import is_known_zone
 
 
 class EventError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, over_limit: bool = False) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        # A size bound refused it (the journey applied such events before the bounds existed).
+        self.over_limit = over_limit
 
 
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-CUSTOMER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+# Patterns are used with fullmatch: `$` alone would let a trailing newline through.
+EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+CUSTOMER_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+CURRENCY_RE = re.compile(r"[A-Z]{3}")
+
+# The longest text each field may hold: no longer than the database column that keeps it
+# (storage.models sizes its columns from this table), and short enough that the journey
+# state, which quotes some of them, stays within its budget (workflows.budget).
+TEXT_LIMITS: dict[str, int] = {
+    "email": 320, "name": 200, "company": 200, "timezone": 64, "locale": 16, "segment": 64, "plan": 64,
+    "referee_email": 320, "referee_name": 200, "referee_company": 200, "referral_id": 64, "currency": 3,
+    "milestone": 200, "value": 200, "site": 64, "url": 2048, "comment": 2000, "notes": 2000, "reason": 500,
+    "ticket_id": 128, "severity": 32, "sentiment": 16, "level": 16, "stage": 16,
+}  # fmt: skip
+MAX_EXTRA_TEXT = 1000  # a string in a field outside the schema
+MAX_DATA_BYTES = 16_384  # all of `data`, as compact JSON
 
 # Per type: field -> (python types, required). Extra fields are allowed but typed when known.
 _STR = (str,)
@@ -112,7 +129,7 @@ def _type_name(types: tuple[type, ...]) -> str:
     return " or ".join(dict.fromkeys(names[t] for t in types))
 
 
-def parse_event(raw: Any) -> CustomerEvent:
+def parse_event(raw: Any, bounded: bool = True) -> CustomerEvent:
     if not isinstance(raw, dict):
         raise EventError("event", "must be a JSON object")
     unknown = set(raw) - {"event_id", "customer_id", "type", "occurred_at", "data"}
@@ -122,7 +139,7 @@ def parse_event(raw: Any) -> CustomerEvent:
     if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 200:
         raise EventError("event_id", "required non-empty string (at most 200 characters)")
     customer_id = raw.get("customer_id")
-    if not isinstance(customer_id, str) or not CUSTOMER_ID_RE.match(customer_id):
+    if not isinstance(customer_id, str) or not CUSTOMER_ID_RE.fullmatch(customer_id):
         raise EventError(
             "customer_id",
             "required string of letters, digits, '_', '.', ':' or '-' (at most 128)",
@@ -137,6 +154,8 @@ def parse_event(raw: Any) -> CustomerEvent:
     if not isinstance(data, dict):
         raise EventError("data", "must be a JSON object")
     schema = SCHEMAS[event_type]
+    if bounded:
+        _check_sizes(data)
     for name, (types, required) in schema.items():
         value = data.get(name)
         if value is None:
@@ -152,18 +171,18 @@ def parse_event(raw: Any) -> CustomerEvent:
         bounds = _RANGES.get((event_type, name))
         if bounds and isinstance(value, (int, float)) and not bounds[0] <= value <= bounds[1]:
             raise EventError(f"data.{name}", f"must be between {bounds[0]:g} and {bounds[1]:g}")
-    if event_type == "customer_profile" and not EMAIL_RE.match(data["email"]):
+    if event_type == "customer_profile" and not EMAIL_RE.fullmatch(data["email"]):
         raise EventError("data.email", "not an email address")
     tz = data.get("timezone")
     if event_type == "customer_profile" and tz is not None and not is_known_zone(tz):
         raise EventError("data.timezone", f"unknown IANA time zone {tz!r}")
-    if event_type == "referral_submitted" and not EMAIL_RE.match(data["referee_email"]):
+    if event_type == "referral_submitted" and not EMAIL_RE.fullmatch(data["referee_email"]):
         raise EventError("data.referee_email", "not an email address")
     if event_type == "referral_converted":
         if not data.get("referral_id") and not data.get("referee_email"):
             raise EventError("data.referral_id", "referral_id or referee_email is required")
         currency = data.get("currency")
-        if currency is not None and not re.match(r"^[A-Z]{3}$", currency):
+        if currency is not None and not CURRENCY_RE.fullmatch(currency):
             raise EventError("data.currency", "must be a three-letter ISO 4217 code")
     return CustomerEvent(
         event_id=event_id,
@@ -172,6 +191,20 @@ def parse_event(raw: Any) -> CustomerEvent:
         occurred_at=iso(occurred),
         data=dict(data),
     )
+
+
+def _check_sizes(data: dict[str, Any]) -> None:
+    """Refuse text over its bound, field by field and in total, before anything else looks at it."""
+    for name, value in data.items():
+        limit = TEXT_LIMITS.get(name, MAX_EXTRA_TEXT)
+        if isinstance(value, str) and len(value) > limit:
+            raise EventError(f"data.{name}", f"at most {limit} characters (got {len(value)})", over_limit=True)
+    try:
+        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+    except (TypeError, ValueError, RecursionError):
+        raise EventError("data", "must be plain JSON") from None
+    if size > MAX_DATA_BYTES:
+        raise EventError("data", f"at most {MAX_DATA_BYTES} bytes as JSON (got {size})", over_limit=True)
 
 
 def event_to_dict(event: CustomerEvent) -> dict[str, Any]:

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_EVENT,
         WORKFLOW_TYPE,
         ChurnInput,
+        CustomerEvent,
         EmailFeedbackInput,
         JourneyInput,
         JourneyState,
@@ -128,7 +129,7 @@ class AdvocacyJourney:
             while self.inbox:
                 raw = self.inbox.pop(0)
                 try:
-                    event = parse_event(raw)
+                    event = self._parse(raw)
                     if event.customer_id != state.customer_id:
                         raise EventError("customer_id", f"event for {event.customer_id} sent to {state.customer_id}")
                 except EventError as err:
@@ -148,6 +149,15 @@ class AdvocacyJourney:
             await self._run_effects(effects)
         self.wake = policy.next_wake(state, self._policy())
         self._publish()
+
+    def _parse(self, raw: Any) -> CustomerEvent:
+        try:
+            return parse_event(raw)
+        except EventError as err:
+            # Journeys that applied oversized text before the bounds existed replay as they ran.
+            if not err.over_limit or workflow.patched(patches.BOUNDED_EVENT_TEXT):
+                raise
+            return parse_event(raw, bounded=False)
 
     def _policy(self) -> policy.Policy:
         """The policy's view of this moment; every fix it asks about is asked of `workflow.patched`."""
@@ -440,7 +450,7 @@ class AdvocacyJourney:
     @submit_referral.validator
     def _validate_submit_referral(self, input: SubmitReferralInput) -> None:
         self._refuse_if_ended()
-        if not isinstance(input.referee_email, str) or not EMAIL_RE.match(input.referee_email.strip()):
+        if not isinstance(input.referee_email, str) or not EMAIL_RE.fullmatch(input.referee_email.strip()):
             raise ApplicationError("referee_email: not an email address", type="InvalidReferral")
         # Validators do not run on replay: today's rule applies.
         refusal = policy.referral_refusal(self.state, input.referee_email, policy.every_fix)

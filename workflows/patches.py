@@ -12,6 +12,7 @@ from __future__ import annotations
 LOCAL_SETUP_ACTIVITIES = "local-setup-activities"
 FLAGS_SEARCH_ATTRIBUTE = "advocacy-flags-search-attribute"
 SUBMIT_REFERRAL_DIRECT = "submit-referral-direct"
+BOUNDED_EVENT_TEXT = "bounded-event-text"
 # workflows.policy
 REFEREE_INCENTIVE_ONCE = "referee-incentive-once"
 REMINDERS_IN_BUSINESS_HOURS = "reminders-in-business-hours"
@@ -22,6 +23,7 @@ ALL = (
     LOCAL_SETUP_ACTIVITIES,
     FLAGS_SEARCH_ATTRIBUTE,
     SUBMIT_REFERRAL_DIRECT,
+    BOUNDED_EVENT_TEXT,
     REFEREE_INCENTIVE_ONCE,
     REMINDERS_IN_BUSINESS_HOURS,
     ORGANIC_COMPLETION_ONCE,
