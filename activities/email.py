@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.data_errors import bad_data_is_final
 from mail.links import links_for
 from mail.templates import RenderedEmail, TemplateFailure, TemplateRenderer
 from storage.models import AskRow, Message
@@ -172,6 +173,7 @@ class EmailActivities:
         self.company = company or Company()
 
     @activity.defn(name="send_email")
+    @bad_data_is_final
     def send_email(self, input: SendEmailInput) -> SendEmailResult:
         with self.sessions.begin() as session:
             row = session.scalar(select(Message).where(Message.idempotency_key == input.idempotency_key))

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.data_errors import bad_data_is_final
 from storage.models import AskRow, Customer, ReferralRow, RewardRow
 from workflows.events import parse_timestamp
 from workflows.model import (
@@ -43,6 +44,7 @@ class RecordActivities:
         self.sessions = sessions
 
     @activity.defn(name="record_customer")
+    @bad_data_is_final
     def record_customer(self, input: RecordCustomerInput) -> None:
         profile, now = input.profile, _now()
         with self.sessions.begin() as session:
@@ -61,6 +63,7 @@ class RecordActivities:
             row.updated_at = now
 
     @activity.defn(name="record_ask")
+    @bad_data_is_final
     def record_ask(self, input: RecordAskInput) -> None:
         ask, now = input.ask, _now()
         with self.sessions.begin() as session:
@@ -77,6 +80,7 @@ class RecordActivities:
             row.error, row.updated_at = ask.error, now
 
     @activity.defn(name="record_reward")
+    @bad_data_is_final
     def record_reward(self, input: RecordRewardInput) -> None:
         """Create the ledger row once; a retry finds it and changes nothing."""
         reward = input.reward
@@ -106,6 +110,7 @@ class RecordActivities:
         _count_reward("pending", reward.amount, reward.currency)
 
     @activity.defn(name="settle_reward")
+    @bad_data_is_final
     def settle_reward(self, input: SettleRewardInput) -> None:
         """pending -> approved -> issued, or pending -> void; repeating a transition is a no-op."""
         now = _now()
@@ -144,6 +149,7 @@ class RecordActivities:
         _count_reward(input.status, amount, currency)
 
     @activity.defn(name="record_referral")
+    @bad_data_is_final
     def record_referral(self, input: RecordReferralInput) -> None:
         referral, now = input.referral, _now()
         with self.sessions.begin() as session:

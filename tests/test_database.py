@@ -21,10 +21,12 @@ from activities.email import Company, EmailActivities, LocalProvider
 from activities.records import RecordActivities
 from mail.templates import TemplateRenderer
 from plumbing.config import TEMPLATES_DIR
-from storage.db import alembic_config
+from storage.db import alembic_config, make_engine
 from storage.models import Message, ReferralRow, RewardRow
-from tests.conftest import DATABASES, database_url
+from tests.conftest import DATABASES, PG_URL, database_url
 from workflows.model import (
+    Profile,
+    RecordCustomerInput,
     RecordReferralInput,
     RecordRewardInput,
     Referral,
@@ -180,3 +182,20 @@ def test_referral_upsert_on_natural_key(db: sessionmaker[Session]) -> None:
     with db() as s:
         rows = s.scalars(select(ReferralRow).where(ReferralRow.customer_id == customer)).all()
     assert [(r.status, float(r.amount or 0)) for r in rows] == [("won", 12000.0)]
+
+
+@pytest.mark.skipif(not PG_URL, reason="TEST_DATABASE_URL unset: SQLite does not enforce column lengths")
+def test_a_row_the_database_refuses_fails_for_good_naming_the_problem(tmp_path: Path) -> None:
+    """A value too long for its column (a journey that kept it before the bounds) must not retry for ever."""
+    command.upgrade(alembic_config(str(PG_URL)), "head")
+    engine = make_engine(str(PG_URL))
+    records = RecordActivities(sessionmaker(engine, expire_on_commit=False))
+    customer = f"c-{uuid.uuid4().hex[:8]}"
+    profile = Profile(email="ada@acme.co", name="n" * 201, company="Acme")
+    try:
+        with pytest.raises(ApplicationError) as err:
+            records.record_customer(RecordCustomerInput(customer_id=customer, profile=profile))
+        assert err.value.non_retryable and err.value.type == "DataError"
+        assert "too long" in err.value.message and "customers" in err.value.message
+    finally:
+        engine.dispose()
