@@ -286,6 +286,26 @@ async def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from client.ingest import Ingest
+    from client.journeys import RestoreError, restore_journey
+    from storage.db import database
+    from storage.event_log import requeue_refused
+
+    client = await _connect(settings)
+    try:
+        state = await restore_journey(client, args.customer_id, settings.task_queue)
+    except RestoreError as err:
+        return _fail(str(err), 1)
+    with database(settings.database_url) as sessions:
+        events = requeue_refused(sessions, args.customer_id)
+        delivered, errors = await Ingest(client, sessions, settings.task_queue).deliver(list(enumerate(events)))
+    print(json.dumps({"customer_id": args.customer_id, "stage": state.stage, "opted_out": state.opted_out,
+                      "events_applied": state.events_applied, "refused_events_redelivered": delivered,
+                      "still_refused": [e.message for e in errors]}))  # fmt: skip
+    return 0
+
+
 async def cmd_revoke_code(args: argparse.Namespace, settings: Settings) -> int:
     from storage.db import database
     from storage.referral_codes import ReferralCodeError, set_code_revoked
@@ -349,6 +369,8 @@ def parser() -> argparse.ArgumentParser:
     codec.add_argument("--host", default="127.0.0.1")
     codec.add_argument("--port", type=int, default=8888)
     codec.add_argument("--ui-origin", action="append", default=["http://localhost:8233", "http://localhost:8080"])
+    restore = sub.add_parser("restore", help="start a terminated journey again from its last state")
+    restore.add_argument("customer_id")
     forget = sub.add_parser("forget", help="right to erasure: end the journey, delete or anonymise all PII")
     forget.add_argument("customer_id")
     template_commands.add_parser(sub)
@@ -375,6 +397,7 @@ COMMANDS = {
     "api": cmd_api,
     "codec-server": cmd_codec_server,
     "forget": cmd_forget,
+    "restore": cmd_restore,
 }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -30,7 +30,8 @@ from workflows.model import (
 
 
 class JourneyEndedError(Exception):
-    """The customer's journey completed (the customer churned): it takes no more events."""
+    """The customer's journey is closed: it completed (the customer churned), or it was terminated, failed or
+    timed out and has lost its state. Either way it takes no more events until an operator restores it."""
 
 
 async def send_event(client: Client, raw: Any, task_queue: str) -> str:
@@ -47,8 +48,23 @@ async def send_event(client: Client, raw: Any, task_queue: str) -> str:
     try:
         await _signal_with_start(client, event, workflow_id, task_queue, summary)
     except WorkflowAlreadyStartedError:
-        raise JourneyEndedError(f"the journey of customer {event.customer_id} has ended (churned)") from None
+        raise JourneyEndedError(await _why_closed(client, event.customer_id)) from None
     return workflow_id
+
+
+async def _why_closed(client: Client, customer_id: str) -> str:
+    """What ops need to know of a closed journey: how it ended, and what to do about it."""
+    try:
+        status = (await handle(client, customer_id).describe()).status
+    except RPCError:
+        status = None
+    if status == WorkflowExecutionStatus.COMPLETED:
+        return f"the journey of customer {customer_id} has ended (churned)"
+    how = status.name.lower().replace("_", " ") if status is not None else "closed"
+    return (
+        f"the journey of customer {customer_id} was {how} and its state is lost; events are refused until an "
+        f"operator restores it (python starter.py restore {customer_id})"
+    )
 
 
 async def _signal_with_start(client: Client, event: Any, workflow_id: str, task_queue: str, summary: str) -> None:
@@ -62,9 +78,39 @@ async def _signal_with_start(client: Client, event: Any, workflow_id: str, task_
         # Search attributes and current details are set by the workflow's first task; only the static
         # summary has to come from here. Each field sent is encoded on every event, not just the first.
         static_summary=summary,
-        # A churned journey completed on purpose: it is not restarted by a late event.
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+        # A churned journey completed on purpose, and a terminated one lost what it knew (an opt-out among it):
+        # neither is restarted empty by a late event.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )
+
+
+class RestoreError(Exception):
+    """The journey cannot be restored: it is running, or its last run's history is gone."""
+
+
+async def restore_journey(client: Client, customer_id: str, task_queue: str) -> JourneyState:
+    """Start a closed journey again from the state its last run had reached (read by replaying that run's
+    history), as a continue-as-new would; the caller then redelivers the events refused meanwhile."""
+    closed = handle(client, customer_id)
+    try:
+        status = (await closed.describe()).status
+    except RPCError as err:
+        raise RestoreError(f"no journey for customer {customer_id!r}: {err.message}") from None
+    if status == WorkflowExecutionStatus.RUNNING:
+        raise RestoreError(f"the journey of customer {customer_id!r} is running: nothing to restore")
+    try:
+        state = await closed.query(AdvocacyJourney.query_state)
+    except (RPCError, WorkflowQueryFailedError) as err:
+        raise RestoreError(f"the last run of {customer_id!r} cannot be read back: {err}") from None
+    await client.start_workflow(
+        AdvocacyJourney.run,
+        JourneyInput(customer_id=customer_id, state=state),
+        id=workflow_id_for(customer_id),
+        task_queue=task_queue,
+        static_summary=f"Advocacy journey of customer {customer_id} (restored)",
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+    return state
 
 
 def handle(client: Client, customer_id: str) -> WorkflowHandle[Any, Any]:

@@ -65,17 +65,30 @@ def pending_events(sessions: sessionmaker[Session], older_than: timedelta, limit
             .order_by(Event.received_at, Event.event_id)
             .limit(limit)
         )
-        return [
-            CustomerEvent(
-                event_id=r.event_id,
-                customer_id=r.customer_id,
-                type=r.type,
-                # SQLite hands timestamps back without their offset; all of them are UTC.
-                occurred_at=iso(r.occurred_at if r.occurred_at.tzinfo else r.occurred_at.replace(tzinfo=timezone.utc)),
-                data=r.data,
+        return [_event(r) for r in rows]
+
+
+def requeue_refused(sessions: sessionmaker[Session], customer_id: str) -> list[CustomerEvent]:
+    """A restored journey's refused events, pending again and oldest first, for delivery."""
+    with sessions.begin() as session:
+        rows = list(
+            session.scalars(
+                select(Event)
+                .where(Event.customer_id == customer_id, Event.delivery == REFUSED)
+                .order_by(Event.received_at, Event.event_id)
             )
-            for r in rows
-        ]
+        )
+        for row in rows:
+            row.delivery = PENDING
+        return [_event(r) for r in rows]
+
+
+def _event(row: Event) -> CustomerEvent:
+    # SQLite hands timestamps back without their offset; all of them are UTC.
+    occurred = row.occurred_at if row.occurred_at.tzinfo else row.occurred_at.replace(tzinfo=timezone.utc)
+    return CustomerEvent(
+        event_id=row.event_id, customer_id=row.customer_id, type=row.type, occurred_at=iso(occurred), data=row.data
+    )
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import starter
 from client.ingest import Ingest
 from storage.db import alembic_config, database
-from storage.event_log import RECORDED, mark_delivery, pending_events, record_events, relay_turn
+from storage.event_log import RECORDED, mark_delivery, pending_events, record_events, relay_turn, requeue_refused
 from storage.models import Event
 from tests.api_stack import free_port
 from tests.conftest import PG_URL
@@ -75,3 +75,14 @@ def test_send_event_without_temporal_keeps_the_events_pending(
     assert "the 1 events are stored: `starter.py redeliver` sends them later" in capsys.readouterr().err
     with database(url) as sessions:
         assert _deliveries(sessions) == {"cli-1": "pending"}
+
+
+def test_restoring_a_journey_requeues_only_its_refused_events_oldest_first(db: sessionmaker[Session]) -> None:
+    with db.begin() as session:
+        record_events(session, [_event(1), _event(2), _event(3), _event(4, "c2")])
+    mark_delivery(db, delivered=["e1"], refused=["e3", "e2", "e4"])
+    events = requeue_refused(db, "c1")
+    assert [e.event_id for e in events] == ["e2", "e3"]
+    assert events[0].occurred_at == "2026-11-02T10:00:00Z" and events[0].data == {"milestone": "m2"}
+    assert _deliveries(db) == {"e1": "delivered", "e2": "pending", "e3": "pending", "e4": "refused"}
+    assert requeue_refused(db, "c1") == []

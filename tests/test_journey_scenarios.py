@@ -8,6 +8,8 @@ from decimal import Decimal
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from client.events import new_event
 from plumbing.config import DEFAULT_PLAYBOOK
 from tests.conftest import Harness, running_worker
@@ -289,3 +291,32 @@ async def test_text_over_its_bound_is_refused_by_the_journey(harness: Harness) -
     assert state.profile.name == "Ada Lovelace"
     assert all(len(entry.reason) < 300 for entry in state.score_log)
     assert [(a.program, a.status) for a in state.asks] == [("review", "sent")]
+
+
+async def test_a_journey_the_server_ended_is_not_restarted_empty(harness: Harness) -> None:
+    """A terminated run (e.g. the server's history limits) loses its state: later events are refused, visibly,
+    instead of starting a journey that has forgotten the customer unsubscribed."""
+    from client.journeys import JourneyEndedError, RestoreError, handle, restore_journey
+
+    h, c = harness, harness.cid("ended")
+    await h.profile(c, segment="enterprise")
+    await h.send(c, "unsubscribed", {"reason": "no more email"})
+    await h.sleep(hours=1)
+    await handle(h.client, c).terminate("history size exceeded")
+    with pytest.raises(JourneyEndedError, match="terminated"):
+        await h.profile(c, segment="enterprise")
+    with pytest.raises(JourneyEndedError, match="restore"):
+        await h.send(c, "nps_response", {"score": 10})
+    await h.sleep(days=3)
+    assert messages(h.sessions, c) == []
+
+    # Restored from the state its last run reached: the opt-out holds.
+    restored = await restore_journey(h.client, c, h.task_queue)
+    assert restored.opted_out and restored.profile.email
+    await h.send(c, "nps_response", {"score": 10})
+    await h.sleep(days=3)
+    state = await h.state(c)
+    assert state.opted_out and state.runs == 2 and state.last_nps == 10
+    assert messages(h.sessions, c) == []
+    with pytest.raises(RestoreError, match="running"):
+        await restore_journey(h.client, c, h.task_queue)
