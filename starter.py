@@ -176,6 +176,14 @@ async def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
         ),
     }
     call = calls[args.command]()
+    if args.command == "opt-out":
+        from storage.db import database
+        from storage.suppressions import suppress
+
+        # Recorded first: sends check the suppression list, whatever becomes of the journey.
+        with database(settings.database_url) as sessions, sessions.begin() as session:
+            suppress(session, reason="opted_out", source=f"ops: {reason or 'opt-out command'}",
+                     customer_id=args.customer_id)  # fmt: skip
     try:
         result = await h.execute_update(call[0], call[1])
     except WorkflowUpdateFailedError as err:

@@ -40,6 +40,7 @@ from activities.data_errors import bad_data_is_final
 from mail.links import links_for
 from mail.templates import RenderedEmail, TemplateFailure, TemplateRenderer
 from storage.models import AskRow, Message
+from storage.suppressions import CUSTOMER, suppression_for
 from workflows.model import SendEmailInput, SendEmailResult
 
 
@@ -198,7 +199,18 @@ class EmailActivities:
         with self.sessions.begin() as session:
             sending = session.get(Message, row.id)
             assert sending is not None
-            sending.status, sending.attempts = "sending", sending.attempts + 1
+            # Checked in the transaction that commits to sending: an unsubscribe recorded before it holds.
+            blocked = suppression_for(session, customer_id=input.customer_id, to_email=row.to_email,
+                                      template=input.template)  # fmt: skip
+            if blocked is None:
+                sending.status, sending.attempts = "sending", sending.attempts + 1
+            else:
+                who = f"customer {input.customer_id}" if blocked.scope == CUSTOMER else "the address"
+                refusal = f"not sent: {who} is suppressed ({blocked.reason}, from {blocked.source})"
+                sending.status, sending.error = "suppressed", refusal
+        if blocked is not None:
+            _count("advocacy_emails_suppressed", "sends refused by the suppression list", reason=blocked.reason)
+            raise ApplicationError(refusal, type="Suppressed", non_retryable=True)
         _fault("crash-before-send")
         provider_id = self._send(
             OutgoingEmail(

@@ -37,6 +37,7 @@ from client.events import new_event
 from client.ingest import Item
 from client.journeys import handle
 from storage.models import Message, WebhookEvent, WebhookReceipt
+from storage.suppressions import suppress
 from workflows.journey import AdvocacyJourney
 from workflows.model import EmailFeedbackInput
 
@@ -113,6 +114,10 @@ def _store(d: Deps, event: dict[str, Any], key: str) -> bool:
             session.add(WebhookEvent(dedupe_key=key, event=kind, idempotency_key=_text(event.get("idempotency_key")),
                                      customer_id=_text(event.get("customer_id")), received_at=datetime.now(timezone.utc),
                                      payload=event))  # fmt: skip
+            if kind in UNDELIVERABLE | OPT_OUT and isinstance(event.get("email"), str) and event["email"].strip():
+                # The address itself: no send reaches it again, whichever journey asks.
+                suppress(session, reason=kind, source="SendGrid event webhook",
+                         customer_id=_text(event.get("customer_id")), email=event["email"][:320])  # fmt: skip
             row = None
             if event.get("idempotency_key"):
                 row = session.scalar(select(Message).where(Message.idempotency_key == str(event["idempotency_key"])))

@@ -26,6 +26,7 @@ from temporalio.common import MetricMeter
 
 from client.journeys import JourneyEndedError, send_event
 from storage.event_log import RECORDED, mark_delivery, pending_events, record_events, relay_turn
+from storage.suppressions import suppress
 from workflows.events import EventError, event_to_dict, iso, parse_event, parse_timestamp
 from workflows.model import CustomerEvent
 
@@ -161,6 +162,11 @@ def store_events(
             with sessions.begin() as session:
                 record_events(session, to_apply)
                 record_events(session, to_record or [], RECORDED)
+                for event in to_apply:
+                    if event.type == "unsubscribed":
+                        # With the event, before any journey hears of it: sends check this, not journey state.
+                        why = str(event.data.get("reason") or "unsubscribed event")
+                        suppress(session, reason="unsubscribed", source=why, customer_id=event.customer_id)
             return
         except IntegrityError:
             # A concurrent request stored some of the same event ids first: the rest are stored next try.

@@ -109,7 +109,7 @@ class Message(Base):
     template_hash: Mapped[str | None] = mapped_column(String(64))
     template_sources: Mapped[str | None] = mapped_column(Text)
     provider_template_id: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))  # rendered | sending | sent | failed
+    status: Mapped[str] = mapped_column(String(16))  # rendered | sending | sent | failed | suppressed
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     provider: Mapped[str] = mapped_column(String(32))
     provider_message_id: Mapped[str | None] = mapped_column(String(255))
@@ -218,3 +218,21 @@ class WebhookReceipt(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     signature_hash: Mapped[str] = mapped_column(String(64), unique=True)
     received_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Suppression(Base):
+    """An address or a customer no email may reach, whatever a journey's state says: unsubscribes,
+    opt-outs, bounces and spam reports. Erasure blanks `email` and keeps `email_hash`, so it still holds."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("scope", "key", "reason"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))  # customer | address
+    # The customer id (scope customer) or the sha256 of the normalised address (scope address).
+    key: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(TEXT_LIMITS["email"]))
+    customer_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -28,7 +28,7 @@ from client import journeys
 from client.events import new_event
 from mail.links import unsubscribe_token
 from storage.db import database
-from storage.models import Customer, Event, Message, ReferralClick, ReferralRow
+from storage.models import Customer, Event, Message, ReferralClick, ReferralRow, Suppression
 from tests.api_stack import READ_KEY, WRITE_KEY, ApiStack
 
 WRITE = {"Authorization": f"Bearer {WRITE_KEY}"}
@@ -181,6 +181,9 @@ async def test_one_click_unsubscribe(http: httpx.AsyncClient, api: ApiStack) -> 
         assert done.status_code == 200 and "unsubscribed" in done.text
     state = await _eventually(lambda: _state_with(http, customer, lambda s: s["opted_out"]))
     assert state["stage"] == "opted_out"
+    # Recorded where every send checks it, whatever the journey's state becomes.
+    (kept,) = _rows(api, Suppression, Suppression.customer_id == customer)
+    assert (kept.scope, kept.key, kept.reason) == ("customer", customer, "unsubscribed")
     _, day, signature = token.split(".")
     forged = base64.urlsafe_b64encode(other.encode()).decode().rstrip("=") + f".{day}.{signature}"
     tampered = token[:-1] + ("0" if token[-1] != "0" else "1")
@@ -271,6 +274,10 @@ async def _webhook_story(
     assert "550 mailbox unavailable" in bounced["email_undeliverable"] and bounced["asks"][0]["status"] == "cancelled"
     opted = await _eventually(lambda: _state_with(http, spammer, lambda s: s["opted_out"]))
     assert opted["stage"] == "opted_out"
+    suppressed = {(r.customer_id, r.scope, r.reason) for r in _rows(stack, Suppression)}
+    assert suppressed >= {(bouncer, "address", "bounce"), (spammer, "address", "spamreport"),
+                          (spammer, "customer", "unsubscribed")}  # fmt: skip
+    assert not any(r[0] == clicker for r in suppressed)
     (row,) = _rows(stack, Message, Message.customer_id == clicker, Message.template == "ask_review")
     assert row.delivered_at is not None and row.clicked_at is not None and row.last_event == "click"
 

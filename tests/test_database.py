@@ -22,7 +22,8 @@ from activities.records import RecordActivities
 from mail.templates import TemplateRenderer
 from plumbing.config import TEMPLATES_DIR
 from storage.db import alembic_config, make_engine
-from storage.models import Message, ReferralRow, RewardRow
+from storage.models import Message, ReferralRow, RewardRow, Suppression
+from storage.suppressions import suppress
 from tests.conftest import DATABASES, PG_URL, database_url
 from workflows.model import (
     Profile,
@@ -199,3 +200,35 @@ def test_a_row_the_database_refuses_fails_for_good_naming_the_problem(tmp_path: 
         assert "too long" in err.value.message and "customers" in err.value.message
     finally:
         engine.dispose()
+
+
+def test_a_suppressed_customer_or_address_is_never_sent_whatever_the_journey_asks(
+    db: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The journey's state can be lost or stale; the suppression list is checked by every send."""
+    unsubscribed, bounced, other = (f"c-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    with db.begin() as session:
+        suppress(session, reason="unsubscribed", source="unsubscribe link", customer_id=unsubscribed)
+        suppress(session, reason="unsubscribed", source="unsubscribe link", customer_id=unsubscribed)  # once
+        suppress(session, reason="bounce", source="sendgrid webhook", customer_id=bounced, email="Gone@Acme.co ")
+    activities = _email(db, tmp_path / "outbox")
+    for customer, why in ((unsubscribed, "unsubscribed"), (other, "bounce")):
+        # `other` shares the bounced address (ada@acme.co): the address is suppressed, whoever it belongs to.
+        step = _input(customer)
+        if customer == other:
+            step.to_email = "gone@acme.co"
+        with pytest.raises(ApplicationError) as err:
+            ActivityEnvironment().run(activities.send_email, step)
+        assert err.value.non_retryable and err.value.type == "Suppressed"
+        assert why in err.value.message
+    assert _deliveries(tmp_path / "outbox") == []
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(Suppression)) == 2
+        assert s.scalar(select(func.count()).select_from(Message).where(Message.status == "sent")) == 0
+    # The team's own notification about a customer who unsubscribed still goes to the team.
+    team = SendEmailInput(idempotency_key=f"{unsubscribed}:champion:team", customer_id=unsubscribed,
+                          template="team_champion", to_email="advocacy-team@example.com",
+                          context={"customer": {"name": "Ada", "company": "Acme", "customer_id": unsubscribed}, "score": 90,
+                                   "completed": {}})  # fmt: skip
+    assert not ActivityEnvironment().run(activities.send_email, team).already_sent
+    assert len(_deliveries(tmp_path / "outbox")) == 1

@@ -320,3 +320,21 @@ async def test_a_journey_the_server_ended_is_not_restarted_empty(harness: Harnes
     assert messages(h.sessions, c) == []
     with pytest.raises(RestoreError, match="running"):
         await restore_journey(h.client, c, h.task_queue)
+
+
+async def test_an_unsubscribe_the_journey_never_heard_of_still_stops_its_asks(harness: Harness) -> None:
+    """The suppression list, not journey state, decides: the ask fails visibly and nothing is sent."""
+    from storage.suppressions import suppress
+
+    h, c = harness, harness.cid("suppressed")
+    with h.sessions.begin() as session:
+        suppress(session, reason="unsubscribed", source="one-click unsubscribe link", customer_id=c)
+    await h.profile(c, segment="enterprise")
+    await h.send(c, "nps_response", {"score": 10})
+    await h.sleep(days=3)
+    state = await h.state(c)
+    assert not state.opted_out  # the journey never heard of it
+    assert [(a.program, a.status) for a in state.asks] == [("review", "cancelled")]
+    assert "is suppressed (unsubscribed, from one-click unsubscribe link)" in (state.asks[0].error or "")
+    assert [(m.template, m.status) for m in messages(h.sessions, c)] == [("ask_review", "suppressed")]
+    assert not (h.outbox / "deliveries.jsonl").exists() or c not in (h.outbox / "deliveries.jsonl").read_text()
