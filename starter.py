@@ -281,15 +281,19 @@ async def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
-    from client.journeys import end_journey
+    from client.journeys import end_journey, forget_referee
     from storage.db import database
-    from storage.erasure import erase_rows
+    from storage.erasure import emails_of, erase_rows, placeholder_email
 
     client = await _connect(settings)
     workflow = await end_journey(client, args.customer_id)
     with database(settings.database_url) as sessions:
+        emails = emails_of(sessions, args.customer_id)
         report = erase_rows(sessions, args.customer_id, settings.outbox_dir)
     report.workflow = workflow
+    for advocate in report.referred_by:
+        placeholder = placeholder_email(args.customer_id)
+        report.journeys_scrubbed[advocate] = await forget_referee(client, advocate, emails, placeholder)
     print(json.dumps(report.as_dict(), indent=2))
     return 0
 

@@ -23,6 +23,7 @@ from workflows.model import (
     SA_TIER,
     SIGNAL_EVENT,
     STAGES,
+    ForgetRefereeInput,
     JourneyInput,
     JourneyState,
     workflow_id_for,
@@ -111,6 +112,19 @@ async def restore_journey(client: Client, customer_id: str, task_queue: str) -> 
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     )
     return state
+
+
+async def forget_referee(client: Client, advocate_id: str, emails: set[str], placeholder: str) -> str:
+    """Scrub an erased customer's address from the journey of an advocate who referred them."""
+    try:
+        scrubbed = await handle(client, advocate_id).execute_update(
+            AdvocacyJourney.forget_referee, ForgetRefereeInput(emails=sorted(emails), placeholder=placeholder)
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return "no running journey"
+        raise
+    return f"{scrubbed} referral(s) scrubbed"
 
 
 def handle(client: Client, customer_id: str) -> WorkflowHandle[Any, Any]:

@@ -27,8 +27,10 @@ from storage.models import (
     ReferralClick,
     ReferralRow,
     RewardRow,
+    Suppression,
     WebhookEvent,
 )
+from storage.suppressions import CUSTOMER, address_key, suppress
 
 ERASED = "[erased]"
 
@@ -43,6 +45,9 @@ class ErasureReport:
     customer_id: str
     anonymous_id: str
     workflow: str = "not found"
+    # Advocates whose journeys referred this customer: `forget` scrubs the address from their state too.
+    referred_by: list[str] = field(default_factory=list)
+    journeys_scrubbed: dict[str, str] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     files_removed: int = 0
 
@@ -55,16 +60,31 @@ def _count(session: Session, statement: Any) -> int:
     return int(getattr(session.execute(statement), "rowcount", 0) or 0)
 
 
+def placeholder_email(customer_id: str) -> str:
+    """What stands in for an erased customer's address where a record of them must stay (a referral)."""
+    return f"{anonymous_id(customer_id)}@erased.invalid"
+
+
+def _emails(session: Session, customer_id: str) -> set[str]:
+    customer = session.get(Customer, customer_id)
+    sent_to = session.scalars(select(Message.to_email).where(Message.customer_id == customer_id))
+    emails = {e.lower() for e in sent_to if e and e != ERASED}
+    if customer is not None and customer.email:
+        emails.add(customer.email.lower())
+    return emails
+
+
+def emails_of(sessions: sessionmaker[Session], customer_id: str) -> set[str]:
+    """The customer's addresses, read before `erase_rows` removes them (to scrub other journeys)."""
+    with sessions() as session:
+        return _emails(session, customer_id)
+
+
 def erase_rows(sessions: sessionmaker[Session], customer_id: str, outbox_dir: Path | None) -> ErasureReport:
     anon = anonymous_id(customer_id)
     report = ErasureReport(customer_id, anon)
     with sessions.begin() as session:
-        customer = session.get(Customer, customer_id)
-        emails = {
-            e.lower() for e in session.scalars(select(Message.to_email).where(Message.customer_id == customer_id)) if e
-        }
-        if customer is not None and customer.email:
-            emails.add(customer.email.lower())
+        emails = _emails(session, customer_id)
         keys = list(session.scalars(select(Message.idempotency_key).where(Message.customer_id == customer_id)))
         rows = report.rows
         rows["customers"] = _count(session, delete(Customer).where(Customer.customer_id == customer_id))
@@ -85,12 +105,21 @@ def erase_rows(sessions: sessionmaker[Session], customer_id: str, outbox_dir: Pa
             .where(ReferralRow.customer_id == customer_id)
             .values(customer_id=anon, referral_code=None),
         )
+        placeholder = placeholder_email(customer_id)
         if emails:
+            # Advocates who referred this customer hold their address too: in their events and journeys.
+            report.referred_by = sorted(
+                set(session.scalars(
+                    select(ReferralRow.customer_id).where(func.lower(ReferralRow.referee_email).in_(emails))
+                )) - {customer_id}
+            )  # fmt: skip
+            rows["referral_events"] = _scrub_referral_events(session, report.referred_by, emails, placeholder)
+            rows["suppressions"] = _keep_suppressed_by_address(session, customer_id, anon, emails)
             rows["referrals_received"] = _count(
                 session,
                 update(ReferralRow)
                 .where(func.lower(ReferralRow.referee_email).in_(emails))
-                .values(referee_email=f"{anon}@erased.invalid", referee_name=None, referee_company=None),
+                .values(referee_email=placeholder, referee_name=None, referee_company=None),
             )
         rows["referral_clicks"] = _count(
             session,
@@ -111,6 +140,42 @@ def erase_rows(sessions: sessionmaker[Session], customer_id: str, outbox_dir: Pa
         report.files_removed = _clean_outbox(outbox_dir, keys, emails)
     report.rows = {k: v for k, v in report.rows.items() if v}
     return report
+
+
+def _scrub_referral_events(session: Session, advocates: list[str], emails: set[str], placeholder: str) -> int:
+    """Other advocates' referral events that name this customer: the address replaced, name and company gone."""
+    scrubbed = 0
+    if not advocates:
+        return 0
+    events = session.scalars(
+        select(Event).where(
+            Event.customer_id.in_(advocates), Event.type.in_(("referral_submitted", "referral_converted"))
+        )
+    )
+    for event in events:
+        data = dict(event.data or {})
+        if str(data.get("referee_email", "")).strip().lower() in emails:
+            data.pop("referee_name", None)
+            data.pop("referee_company", None)
+            event.data = {**data, "referee_email": placeholder}
+            scrubbed += 1
+    return scrubbed
+
+
+def _keep_suppressed_by_address(session: Session, customer_id: str, anon: str, emails: set[str]) -> int:
+    """An erased customer who said stop stays unmailable: their opt-out moves to their addresses' hashes,
+    the only trace kept (no address, no customer id)."""
+    changed = 0
+    for row in session.scalars(select(Suppression).where(Suppression.customer_id == customer_id)).all():
+        if row.scope == CUSTOMER:
+            for email in emails:
+                suppress(session, reason=row.reason, source="kept after erasure", email=email)
+            session.delete(row)
+        changed += 1
+    session.flush()
+    for row in session.scalars(select(Suppression).where(Suppression.key.in_([address_key(e) for e in emails]))).all():
+        row.email, row.customer_id = None, anon
+    return changed
 
 
 def _clean_outbox(directory: Path, keys: list[str], emails: set[str]) -> int:

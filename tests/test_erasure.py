@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,15 @@ from sqlalchemy import String, Text, select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.sqltypes import JSON
 
-from storage.erasure import anonymous_id, erase_rows
+from client.events import new_event
+from client.journeys import forget_referee
+from storage.erasure import anonymous_id, emails_of, erase_rows, placeholder_email
+from storage.event_log import record_events
 from storage.models import Base, RewardRow
+from storage.suppressions import suppress, suppression_for
 from tests.conftest import Harness
 from tests.outbox import ledger
+from workflows.events import parse_event
 
 
 def everything_in(sessions: sessionmaker[Session]) -> str:
@@ -38,14 +44,34 @@ async def test_erasing_rows_leaves_no_pii_and_keeps_the_ledger(harness: Harness)
     await h.sleep(hours=1)
     await h.send(c, "referral_submitted", {"referee_email": "grace@hopper.test", "referee_name": "Grace"})
     await h.sleep(hours=1)
+    # Another advocate referred Ada (her address, name and company in their event and journey), and she
+    # unsubscribed.
+    adv = h.cid("advocate")
+    await h.profile(adv, name="Grace Hopper", company="Navy")
+    referral = {"referee_email": email.upper(), "referee_name": name, "referee_company": company}
+    await h.send(adv, "referral_submitted", referral)
+    with h.sessions.begin() as session:
+        record_events(session, [parse_event(new_event(adv, "referral_submitted", referral))])
+        suppress(session, reason="unsubscribed", source="one-click unsubscribe link", customer_id=c)
+    await h.sleep(hours=1)
+    assert (await h.state(adv)).referrals[0].referee_name == name
     before = ledger(h.sessions, c)
     assert before and (h.outbox / "deliveries.jsonl").exists()
     everything = everything_in(h.sessions)
     assert email in everything and name in everything and c in everything  # the test can see PII when it is there
 
     await h.client.get_workflow_handle(f"advocacy-{c}").terminate(reason="right to erasure")
+    emails = emails_of(h.sessions, c)
     report = erase_rows(h.sessions, c, h.outbox)
     assert report.rows["customers"] == 1 and report.files_removed >= 3
+    assert report.referred_by == [adv] and report.rows["referral_events"] == 1
+    assert await forget_referee(h.client, adv, emails, placeholder_email(c)) == "1 referral(s) scrubbed"
+    kept = (await h.state(adv)).referrals[0]
+    assert (kept.referee_email, kept.referee_name, kept.referee_company) == (placeholder_email(c), None, None)
+    advocate_state = json.dumps(asdict(await h.state(adv)))
+    assert all(secret not in advocate_state for secret in (email, email.upper(), name, company))
+    with h.sessions() as session:  # she stays unmailable, by her address's hash alone
+        assert suppression_for(session, customer_id="someone-new", to_email=email, template="ask_review")
 
     everything = everything_in(h.sessions)
     for secret in (c, email, name, company, "Ada's private opinion"):

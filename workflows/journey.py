@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         ChurnInput,
         CustomerEvent,
         EmailFeedbackInput,
+        ForgetRefereeInput,
         JourneyInput,
         JourneyState,
         JourneyStatus,
@@ -374,6 +375,13 @@ class AdvocacyJourney:
     @opt_out.validator
     def _validate_opt_out(self, input: OptOutInput) -> None:
         self._refuse_if_ended()
+
+    @workflow.update
+    async def forget_referee(self, input: ForgetRefereeInput) -> int:
+        """Right to erasure of a customer this advocate referred: returns how many referrals were scrubbed."""
+        forgotten = policy.forget_referee(self.state, input.emails, input.placeholder)
+        self.dirty = True
+        return forgotten
 
     @workflow.update
     async def churn(self, input: ChurnInput) -> JourneyStatus:

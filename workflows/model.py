@@ -230,6 +230,14 @@ class SubmitReferralInput:
 
 
 @dataclass(kw_only=True)
+class ForgetRefereeInput:
+    """Right to erasure of someone this advocate referred: their address, and what stands in for it."""
+
+    emails: list[str]
+    placeholder: str
+
+
+@dataclass(kw_only=True)
 class JourneyStatus:
     stage: str
     paused: bool

@@ -30,7 +30,7 @@ from workflows.policy.effects import (
 )
 from workflows.policy.handlers import HANDLERS, apply_event
 from workflows.policy.outcomes import EMAIL_FEEDBACK_KINDS, effect_done, effect_failed, email_feedback
-from workflows.policy.referrals import add_referral, referral_refusal, self_referral
+from workflows.policy.referrals import add_referral, forget_referee, referral_refusal, self_referral
 from workflows.policy.scoring import flags, refresh
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "email_feedback",
     "every_fix",
     "flags",
+    "forget_referee",
     "next_wake",
     "open_ask",
     "opt_out",

@@ -169,3 +169,14 @@ def _referral_rewards(state: JourneyState, ctx: Policy, referral: Referral, even
             beneficiary="referee", referral_id=referral.referral_id,
         )  # fmt: skip
     return effects
+
+
+def forget_referee(state: JourneyState, emails: list[str], placeholder: str) -> int:
+    """Erase a referee's PII from this advocate's referrals (the referral, its status and amounts stay)."""
+    wanted = {e.strip().lower() for e in emails}
+    forgotten = 0
+    for referral in state.referrals:
+        if referral.referee_email.strip().lower() in wanted:
+            referral.referee_email, referral.referee_name, referral.referee_company = placeholder, None, None
+            forgotten += 1
+    return forgotten
