@@ -196,6 +196,7 @@ _GATED: list[tuple[list[tuple[float, tuple[str, dict[str, Any]], int]], str, dic
     # Friday 6 March 2026, 16:00 in New York: the reminder a week later falls after the clocks changed.
     ([(1452.0, ("nps_response", {"score": 10}), 0)], patches.REMINDERS_IN_BUSINESS_HOURS, _NY),
     ([(1.0, ("referral_submitted", {"referee_email": "bob@gmx.de"}), 0)], patches.SHARED_FREE_MAIL_LIST, {"email": "ada@gmx.de"}),
+    ([(0.0, ("case_study_published", {}), n) for n in range(501)], patches.STATE_BUDGET, {}),
 ]  # fmt: skip
 
 

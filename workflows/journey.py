@@ -448,7 +448,7 @@ class AdvocacyJourney:
                 },
             }
         )
-        await workflow.wait_condition(lambda: event_id in self.state.seen_event_ids)
+        await workflow.wait_condition(lambda: policy.seen(self.state, event_id))
         email = input.referee_email.strip().lower()
         referral = next((r for r in self.state.referrals if r.referee_email == email), None)
         if referral is None:

@@ -17,6 +17,7 @@ the workflow sandbox, in property tests, the simulator and forecasts.
 """
 
 from workflows.policy.asks import churn, open_ask, opt_out
+from workflows.policy.budget import seen
 from workflows.policy.context import Patched, Policy, every_fix
 from workflows.policy.due import advance, next_wake
 from workflows.policy.effects import (
@@ -60,5 +61,6 @@ __all__ = [
     "opt_out",
     "referral_refusal",
     "refresh",
+    "seen",
     "self_referral",
 ]

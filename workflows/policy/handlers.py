@@ -9,6 +9,7 @@ from datetime import datetime
 from workflows.events import iso, parse_timestamp, when
 from workflows.model import CustomerEvent, JourneyState
 from workflows.policy.asks import close_open_ask, enter_risk, opt_out
+from workflows.policy.budget import event_key, keep_within_budget, seen
 from workflows.policy.completion import complete_activity
 from workflows.policy.context import Policy
 from workflows.policy.effects import Effect, RecordCustomer
@@ -21,14 +22,15 @@ Handler = Callable[[JourneyState, Policy, CustomerEvent, datetime], list[Effect]
 
 def apply_event(state: JourneyState, ctx: Policy, ev: CustomerEvent) -> list[Effect]:
     """Apply one validated event. Duplicates (same event_id) change nothing."""
-    if ev.event_id in state.seen_event_ids:
+    if seen(state, ev.event_id):
         return []
-    state.seen_event_ids.append(ev.event_id)
+    state.seen_event_ids.append(event_key(ev.event_id))
     del state.seen_event_ids[: -ctx.playbook.max_event_ids_kept]
     state.events_applied += 1
     # Never trust a timestamp from the future: it would pin "latest" values forever.
     at = min(parse_timestamp(ev.occurred_at), ctx.now)
     effects = HANDLERS[ev.type](state, ctx, ev, at)
+    keep_within_budget(state, ctx)
     refresh(state, ctx.playbook)
     return effects
 

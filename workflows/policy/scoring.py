@@ -9,6 +9,8 @@ from workflows.model import JourneyState, ScoreEntry
 from workflows.playbook import Playbook
 from workflows.policy.context import Policy
 
+MAX_REASON = 300
+
 
 def note(state: JourneyState, ctx: Policy, at: datetime, event_type: str, weight: str | None, reason: str) -> int:
     """Move the score by the playbook's weight for `weight` (none: just log why) and log it."""
@@ -19,7 +21,8 @@ def note(state: JourneyState, ctx: Policy, at: datetime, event_type: str, weight
         state.risk = max(0, state.risk - delta)
     elif delta < 0:
         state.risk = min(100, state.risk - delta)
-    state.score_log.append(ScoreEntry(at=iso(at), event_type=event_type, delta=delta, reason=reason))
+    # Reasons quote event text: kept to a bound (workflows.policy.budget).
+    state.score_log.append(ScoreEntry(at=iso(at), event_type=event_type, delta=delta, reason=reason[:MAX_REASON]))
     del state.score_log[: -pb.max_signals_kept]
     return delta
 
