@@ -260,3 +260,17 @@ async def test_a_reminder_that_would_fall_after_hours_waits_for_the_next_opening
         sent, reminded = parse_timestamp(ask.sent_at), parse_timestamp(ask.reminded_at)
         assert reminded >= sent + timedelta(hours=36)
         assert reminded.weekday() < 5 and reminded.hour == 9 and reminded.minute == 0, reminded
+
+
+async def test_a_won_deal_in_yen_without_a_rate_holds_the_advocate_reward(harness: Harness) -> None:
+    """30,000 JPY (about 200 USD) used to earn a 900 USD reward: 3 % of the yen, paid as dollars."""
+    h, c = harness, harness.cid("yen")
+    await h.profile(c)
+    await h.send(c, "referral_submitted", {"referee_email": "kenji@tokyo.test"})
+    await h.send(c, "referral_converted", {"referee_email": "kenji@tokyo.test", "stage": "won", "amount": 30000,
+                                           "currency": "JPY"})  # fmt: skip
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    assert [(r.beneficiary, r.amount) for r in state.rewards] == [("referee", 50.0)]
+    assert "no rate for JPY into USD" in state.score_log[-1].reason
+    assert [r.reward_id.split("-")[0] for r in ledger(h.sessions, c)] == ["referee"]

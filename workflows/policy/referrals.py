@@ -12,7 +12,15 @@ from workflows.model import JourneyState, Referral
 from workflows.policy.completion import complete_activity
 from workflows.policy.context import Patched, Policy
 from workflows.policy.effects import Effect, RecordReferral
-from workflows.policy.rewards import cap_remaining, grant, has_reward, referral_amount, void_pending
+from workflows.policy.rewards import (
+    cap_remaining,
+    deal_value,
+    grant,
+    has_reward,
+    referral_amount,
+    referral_reward_for,
+    void_pending,
+)
 from workflows.policy.scoring import note, positive_moment
 
 # Shared mail domains say nothing about who works where: a referee there is not a coworker.
@@ -151,8 +159,17 @@ def _referral_rewards(state: JourneyState, ctx: Policy, referral: Referral, even
     reward_id = f"referral-{referral.referral_id}"
     if has_reward(state, reward_id):
         return effects
-    amount = min(referral_amount(ctx.playbook, referral.amount), cap_remaining(state, ctx))
-    if amount > 0:
+    earned: float | None = referral_amount(ctx.playbook, referral.amount)
+    if spec.mode != "flat" and ctx.patched(patches.REFERRAL_DEAL_CURRENCY):
+        # 3 % of a yen amount used to be paid as dollars: convert with the playbook's rate, or hold.
+        value = deal_value(ctx.playbook, referral.amount, referral.currency)
+        earned = None if value is None else referral_reward_for(ctx.playbook, value)
+    amount = 0.0 if earned is None else min(earned, cap_remaining(state, ctx))
+    if earned is None:
+        note(state, ctx, ctx.now, event_type, None,
+             f"referral reward held: no rate for {referral.currency} into {spec.currency} in the playbook's "
+             "currency_rates (a later 'won' after the rate is added rewards it)")  # fmt: skip
+    elif amount > 0:
         effects += grant(
             state, ctx, reward_id=reward_id, program="referral", amount=amount, currency=spec.currency,
             kind=spec.kind, hold_seconds=spec.hold_seconds, referral_id=referral.referral_id,
