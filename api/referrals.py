@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -27,9 +27,10 @@ from client.journeys import handle
 from mail.links import with_utm
 from storage.event_log import DELIVERED, record_events
 from storage.models import CrmDeal, Customer, Event, ReferralClick, ReferralRow
-from workflows.events import EMAIL_RE
+from workflows.events import EMAIL_RE, EventError, parse_event
 from workflows.journey import AdvocacyJourney
 from workflows.model import CustomerEvent, SubmitReferralInput
+from workflows.playbook import Playbook
 from workflows.policy import every_fix, self_referral
 
 log = logging.getLogger("advocacy.api")
@@ -175,7 +176,14 @@ def _remember_submission(request: Request, advocate_id: str, referral_id: str, r
 STAGES = {"opportunity": "opportunity", "won": "won", "lost": "lost", "refunded": "lost"}
 
 
+class DealRefused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
 def _match_referral(request: Request, body: DealRequest) -> ReferralRow | None:
+    """The referral this deal belongs to; DealRefused when only the advocate's code names it and it has several."""
     with deps(request).sessions() as session:
         query = select(ReferralRow).order_by(ReferralRow.created_at.desc(), ReferralRow.id.desc())
         if body.referral_id:
@@ -189,20 +197,46 @@ def _match_referral(request: Request, body: DealRequest) -> ReferralRow | None:
             query = query.where(func.lower(ReferralRow.referee_email) == body.referee_email.strip().lower())
         elif not body.code:
             return None
-        return session.scalar(query)
+        rows = list(session.scalars(query.limit(2)))
+        if len(rows) > 1:
+            # The advocate's latest referral is a guess: the deal may belong to any of them.
+            raise DealRefused(422, "referral_id or referee_email: the code alone is ambiguous, "
+                                   f"advocate {rows[0].customer_id!r} has several referrals")  # fmt: skip
+        return rows[0] if rows else None
 
 
-def _record_deal(request: Request, body: DealRequest, stage: str, referral: ReferralRow) -> bool:
-    """Store the deal update; False when this deal and stage came before."""
+def _currency_refusal(playbook: Playbook, currency: str) -> str | None:
+    """Why a deal in `currency` cannot be rewarded, or None: the playbook must say what it is worth."""
+    if currency == playbook.referral_reward.currency or currency in playbook.currency_rates:
+        return None
+    return (
+        f"no rate for {currency} into the reward currency {playbook.referral_reward.currency}: "
+        "add it to the playbook's currency_rates, or send the deal in a currency it lists"
+    )
+
+
+def _record_deal(request: Request, body: DealRequest, stage: str, referral: ReferralRow, currency: str | None) -> bool:
+    """Store the deal update; False when this deal and stage came before. DealRefused when the deal was won,
+    then lost or refunded, and is won again under the same id (its journey would drop that win)."""
     try:
         with deps(request).sessions.begin() as session:
+            if stage == "won":
+                stages = set(session.scalars(select(CrmDeal.stage).where(CrmDeal.deal_id == body.deal_id)))
+                if {"won", "lost"} <= stages:
+                    raise DealRefused(409, f"stage: deal {body.deal_id!r} was won, then lost or refunded; "
+                                           "a new win needs a new deal_id")  # fmt: skip
             session.add(CrmDeal(deal_id=body.deal_id, stage=stage, customer_id=referral.customer_id,
                                 referral_id=referral.referral_id,
                                 amount=Decimal(str(body.amount)) if body.amount is not None else None,
-                                currency=body.currency, received_at=_now()))  # fmt: skip
+                                currency=currency, received_at=_now()))  # fmt: skip
         return True
     except IntegrityError:
         return False
+
+
+def _forget_deal(request: Request, deal_id: str, stage: str) -> None:
+    with deps(request).sessions.begin() as session:
+        session.execute(delete(CrmDeal).where(CrmDeal.deal_id == deal_id, CrmDeal.stage == stage))
 
 
 @router.post("/v1/crm/deals", response_model=DealResult, responses=REFUSED, tags=["crm"])
@@ -217,10 +251,17 @@ async def crm_deal(body: DealRequest, request: Request) -> JSONResponse:
         raise HTTPException(422, "amount: must be zero or more")
     if not (body.referral_id or body.referee_email or body.code):
         raise HTTPException(422, "referral_id, referee_email or code: one is required")
-    referral = await asyncio.to_thread(_match_referral, request, body)
+    currency = body.currency.strip().upper() if body.currency else None
+    if currency:
+        refusal = _currency_refusal(d.playbook(), currency)
+        if refusal:
+            raise HTTPException(422, f"currency: {refusal}")
+    try:
+        referral = await asyncio.to_thread(_match_referral, request, body)
+    except DealRefused as err:
+        raise HTTPException(err.status, err.detail) from None
     if referral is None:
         raise HTTPException(404, "no referral matches this deal")
-    fresh = await asyncio.to_thread(_record_deal, request, body, stage, referral)
     event_id = f"deal-{body.deal_id}-{stage}"[:200]
     data: dict[str, Any] = {
         "referral_id": referral.referral_id,
@@ -229,11 +270,21 @@ async def crm_deal(body: DealRequest, request: Request) -> JSONResponse:
     }
     if body.amount is not None:
         data["amount"] = body.amount
-    if body.currency:
-        data["currency"] = body.currency.upper()
+    if currency:
+        data["currency"] = currency
     raw = new_event(referral.customer_id, "referral_converted", data, event_id=event_id, at=_now())
+    try:  # checked before anything is stored: a refused deal leaves no row that makes its corrected retry a duplicate
+        parse_event(raw)
+    except EventError as err:
+        raise HTTPException(422, f"{err.field.removeprefix('data.')}: {err.message}") from None
+    try:
+        fresh = await asyncio.to_thread(_record_deal, request, body, stage, referral, currency)
+    except DealRefused as err:
+        raise HTTPException(err.status, err.detail) from None
     outcome = await d.ingest.accept([Item(0, raw)])
     if outcome.errors:
+        if fresh:
+            await asyncio.to_thread(_forget_deal, request, body.deal_id, stage)
         error = outcome.errors[0]
         raise HTTPException(422, f"{error.field}: {error.message}")
     result = DealResult(advocate_id=referral.customer_id, referral_id=referral.referral_id, event_id=event_id,
