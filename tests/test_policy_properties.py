@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -202,6 +203,8 @@ _GATED: list[tuple[list[tuple[float, tuple[str, dict[str, Any]], int]], str, dic
     ([(1.0, ("referral_submitted", {"referee_email": "bob@gmx.de"}), 0)], patches.SHARED_FREE_MAIL_LIST, {"email": "ada@gmx.de"}),
     ([(1.0, ("referral_converted", {"referee_email": "a@x.co", "stage": "won", "amount": 30000, "currency": "JPY"}), 0)],
      patches.REFERRAL_DEAL_CURRENCY, {}),
+    ([(0.01, ("referral_submitted", {"referee_email": f"p{n}@prospect{n}.co"}), n) for n in range(6)],
+     patches.REFERRAL_ADDRESS_RULES, {}),
 ]  # fmt: skip
 
 
@@ -258,3 +261,33 @@ def test_a_won_deal_in_another_currency_is_converted_with_the_playbooks_rate() -
     advocate = [(r.amount, r.currency) for r in state.rewards if r.beneficiary == "advocate"]
     # 3 % of 201 USD is 6.03: the flat 10 USD wins; 3 % of 1,080.108 USD is 32.40 (Decimal, half-even cents).
     assert advocate == [(10.0, "USD"), (32.4, "USD")]
+
+
+@pytest.mark.parametrize(
+    ("own", "referee", "why"),
+    [
+        ("ada.lovelace@gmail.com", "AdaLovelace+refer@googlemail.com", "advocate's own"),  # dots, +tag, googlemail
+        ("ada@acme.com", "ada+x@acme.com.", "advocate's own"),  # +tag and the trailing dot of a full domain
+        ("ada@acme.com", "\u0430da@acme.com", "advocate's own"),  # a Cyrillic а for the Latin a
+        ("ada@acme.com", "bob@eu.acme.com", "advocate's company"),  # a subdomain of the company's
+        ("ada@acme.com", "bob@\u0430cme.com", "advocate's company"),  # the company's domain in look-alike letters
+    ],
+)
+def test_self_referral_sees_through_other_spellings_of_the_same_address(own: str, referee: str, why: str) -> None:
+    refusal = policy.self_referral(own, referee, every_fix)
+    assert refusal is not None and why in refusal, (own, referee, refusal)
+
+
+def test_self_referral_leaves_other_people_alone() -> None:
+    for own, referee in (("ada@gmail.com", "bob@gmail.com"), ("ada@acme.com", "bob@notacme.com")):
+        assert policy.self_referral(own, referee, every_fix) is None
+
+
+def test_referrals_per_day_are_capped_in_the_journey_too() -> None:
+    """The cap was only counted by the API before it asked the journey: 15 at once all passed it."""
+    steps = [(0.01, ("referral_submitted", {"referee_email": f"p{n}@prospect{n}.co"}), n) for n in range(7)]
+    state = simulate(steps)
+    assert len(state.referrals) == PB.referral_max_per_day == 5
+    assert "more than 5 referrals per advocate per day" in state.score_log[-1].reason
+    later = simulate([*steps, (24.0, ("referral_submitted", {"referee_email": "q@next-day.co"}), 9)])
+    assert len(later.referrals) == 6  # a new day
