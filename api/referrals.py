@@ -12,9 +12,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -26,10 +26,11 @@ from client.ingest import Item
 from client.journeys import handle
 from mail.links import with_utm
 from storage.event_log import DELIVERED, record_events
-from storage.models import CrmDeal, Customer, Event, ReferralClick, ReferralRow
-from workflows.events import EMAIL_RE, EventError, parse_event
+from storage.models import CrmDeal, Customer, Event, ReferralClaim, ReferralClick, ReferralRow
+from workflows.addresses import AddressError, address_key, key_domain, normalise
+from workflows.events import EventError, parse_event
 from workflows.journey import AdvocacyJourney
-from workflows.model import CustomerEvent, SubmitReferralInput
+from workflows.model import CustomerEvent, SubmitReferralInput, SubmitReferralResult
 from workflows.playbook import Playbook
 from workflows.policy import every_fix, self_referral
 
@@ -95,11 +96,17 @@ def _refusal(request: Request, advocate: Customer, referee: str, per_day: int) -
     refusal = self_referral(advocate.email, referee, every_fix)
     if refusal:
         return refusal
+    key = address_key(referee)
+    domains = {key_domain(key), *(("googlemail.com",) if key_domain(key) == "gmail.com" else ())}
     today = datetime.combine(_now().date(), datetime.min.time(), tzinfo=timezone.utc)
     with deps(request).sessions() as session:
-        if session.scalar(select(Customer.customer_id).where(func.lower(Customer.email) == referee)):
+        # Customers at the referee's domain, compared as mailboxes (a +tag or Gmail dots hide no customer).
+        emails = session.scalars(
+            select(Customer.email).where(or_(*(func.lower(Customer.email).like(f"%@{d}") for d in domains)))
+        )
+        if any(email and address_key(email) == key for email in emails):
             return "the referee is already a customer"
-        if session.scalar(select(ReferralRow.id).where(func.lower(ReferralRow.referee_email) == referee)):
+        if session.scalar(select(ReferralClaim.id).where(ReferralClaim.referee_key == key)):
             return "the referee has already been referred"
         submitted = session.scalar(
             select(func.count())
@@ -113,6 +120,25 @@ def _refusal(request: Request, advocate: Customer, referee: str, per_day: int) -
     if (submitted or 0) >= per_day:
         return f"more than {per_day} referrals per advocate per day"
     return None
+
+
+def _claim(request: Request, referee: str, advocate_id: str) -> bool:
+    """Claim the referee's mailbox for this advocate; False when another request claimed it first."""
+    try:
+        with deps(request).sessions.begin() as session:
+            session.add(ReferralClaim(referee_key=address_key(referee), customer_id=advocate_id, claimed_at=_now()))
+        return True
+    except IntegrityError:
+        return False
+
+
+def _release(request: Request, referee: str, advocate_id: str) -> None:
+    with deps(request).sessions.begin() as session:
+        session.execute(
+            delete(ReferralClaim).where(
+                ReferralClaim.referee_key == address_key(referee), ReferralClaim.customer_id == advocate_id
+            )
+        )
 
 
 def _advocate(request: Request, body: ReferralRequest) -> Customer | None:
@@ -131,9 +157,10 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
     """A referral from a form or the advocate: checked, then submitted to the advocate's journey."""
     d = deps(request)
     auth.require(request, d.settings.api_write_keys, "write")
-    referee = body.referee_email.strip().lower()
-    if not EMAIL_RE.match(referee):
-        raise HTTPException(422, "referee_email: not an email address")
+    try:
+        referee = normalise(body.referee_email)
+    except AddressError as err:
+        raise HTTPException(422, f"referee_email: {err}") from None
     if not (body.code or body.advocate_id or request.cookies.get(REFERRAL_COOKIE)):
         raise HTTPException(422, "code or advocate_id: one is required")
     advocate = await asyncio.to_thread(_advocate, request, body)
@@ -142,8 +169,21 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
     refusal = await asyncio.to_thread(_refusal, request, advocate, referee, d.playbook().referral_max_per_day)
     if refusal:
         raise HTTPException(422, f"referral refused: {refusal}")
+    # The unique claim decides between advocates submitting the same person at once; the journey decides the rest.
+    if not await asyncio.to_thread(_claim, request, referee, advocate.customer_id):
+        raise HTTPException(422, "referral refused: the referee has already been referred")
     try:
-        result = await handle(d.client, advocate.customer_id).execute_update(
+        result = await _submit(d.client, advocate.customer_id, referee, body)
+    except BaseException:
+        await asyncio.to_thread(_release, request, referee, advocate.customer_id)
+        raise
+    await asyncio.to_thread(_remember_submission, request, advocate.customer_id, result.referral_id, referee)
+    return ReferralResult(referral_id=result.referral_id, status=result.status, advocate_id=advocate.customer_id)
+
+
+async def _submit(client: Client, advocate_id: str, referee: str, body: ReferralRequest) -> SubmitReferralResult:
+    try:
+        return await handle(client, advocate_id).execute_update(
             AdvocacyJourney.submit_referral,
             SubmitReferralInput(
                 referee_email=referee, referee_name=body.referee_name, referee_company=body.referee_company
@@ -155,10 +195,8 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
         raise HTTPException(422, message) from None
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise HTTPException(404, f"advocate {advocate.customer_id!r} has no journey") from None
+            raise HTTPException(404, f"advocate {advocate_id!r} has no journey") from None
         raise
-    await asyncio.to_thread(_remember_submission, request, advocate.customer_id, result.referral_id, referee)
-    return ReferralResult(referral_id=result.referral_id, status=result.status, advocate_id=advocate.customer_id)
 
 
 def _remember_submission(request: Request, advocate_id: str, referral_id: str, referee: str) -> None:

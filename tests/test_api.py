@@ -574,3 +574,23 @@ async def test_crm_deals_are_refused_with_a_reason_rather_than_guessed(http: htt
     named = await http.post("/v1/crm/deals", json={"deal_id": f"C-{tag}", "stage": "opportunity", "code": code,
                                                    "referee_email": sam}, headers=WRITE)  # fmt: skip
     assert named.status_code == 200 and named.json()["advocate_id"] == advocate
+
+
+async def test_one_referee_sent_by_three_advocates_at_once_is_accepted_once(
+    http: httpx.AsyncClient, api: ApiStack
+) -> None:
+    """Each advocate's API check read "not referred yet" before any journey recorded it: all three were accepted."""
+    tag = uuid.uuid4().hex[:6]
+    advocates = [(await _advocate_with_referrals(http, api, f"trio{n}"))[0] for n in range(3)]
+    spellings = (f"Kim.Lee.{tag}@gmail.com", f"kimlee{tag}+x@googlemail.com", f"kim.lee.{tag}@gmail.com.")
+    answers = await asyncio.gather(*(http.post("/v1/referrals", json={"referee_email": email, "advocate_id": advocate},
+                                               headers=WRITE) for advocate, email in zip(advocates, spellings)))  # fmt: skip
+    assert sorted(a.status_code for a in answers) == [201, 422, 422], [a.text for a in answers]
+    assert all("already been referred" in a.json()["detail"] for a in answers if a.status_code == 422)
+    # An existing customer with a +tag is still a customer.
+    customer = advocates[0]
+    tagged = f"{customer}+friend@{customer}.example"
+    answer = await http.post(
+        "/v1/referrals", json={"referee_email": tagged, "advocate_id": advocates[1]}, headers=WRITE
+    )
+    assert answer.status_code == 422 and "already a customer" in answer.json()["detail"], answer.text
