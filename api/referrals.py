@@ -12,9 +12,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -26,10 +26,12 @@ from client.ingest import Item
 from client.journeys import handle
 from mail.links import with_utm
 from storage.event_log import DELIVERED, record_events
-from storage.models import CrmDeal, Customer, Event, ReferralClick, ReferralRow
-from workflows.events import EMAIL_RE
+from storage.models import CrmDeal, Customer, Event, ReferralClaim, ReferralClick, ReferralRow
+from workflows.addresses import AddressError, address_key, key_domain, normalise
+from workflows.events import EventError, parse_event
 from workflows.journey import AdvocacyJourney
-from workflows.model import CustomerEvent, SubmitReferralInput
+from workflows.model import CustomerEvent, SubmitReferralInput, SubmitReferralResult
+from workflows.playbook import Playbook
 from workflows.policy import every_fix, self_referral
 
 log = logging.getLogger("advocacy.api")
@@ -94,11 +96,17 @@ def _refusal(request: Request, advocate: Customer, referee: str, per_day: int) -
     refusal = self_referral(advocate.email, referee, every_fix)
     if refusal:
         return refusal
+    key = address_key(referee)
+    domains = {key_domain(key), *(("googlemail.com",) if key_domain(key) == "gmail.com" else ())}
     today = datetime.combine(_now().date(), datetime.min.time(), tzinfo=timezone.utc)
     with deps(request).sessions() as session:
-        if session.scalar(select(Customer.customer_id).where(func.lower(Customer.email) == referee)):
+        # Customers at the referee's domain, compared as mailboxes (a +tag or Gmail dots hide no customer).
+        emails = session.scalars(
+            select(Customer.email).where(or_(*(func.lower(Customer.email).like(f"%@{d}") for d in domains)))
+        )
+        if any(email and address_key(email) == key for email in emails):
             return "the referee is already a customer"
-        if session.scalar(select(ReferralRow.id).where(func.lower(ReferralRow.referee_email) == referee)):
+        if session.scalar(select(ReferralClaim.id).where(ReferralClaim.referee_key == key)):
             return "the referee has already been referred"
         submitted = session.scalar(
             select(func.count())
@@ -112,6 +120,25 @@ def _refusal(request: Request, advocate: Customer, referee: str, per_day: int) -
     if (submitted or 0) >= per_day:
         return f"more than {per_day} referrals per advocate per day"
     return None
+
+
+def _claim(request: Request, referee: str, advocate_id: str) -> bool:
+    """Claim the referee's mailbox for this advocate; False when another request claimed it first."""
+    try:
+        with deps(request).sessions.begin() as session:
+            session.add(ReferralClaim(referee_key=address_key(referee), customer_id=advocate_id, claimed_at=_now()))
+        return True
+    except IntegrityError:
+        return False
+
+
+def _release(request: Request, referee: str, advocate_id: str) -> None:
+    with deps(request).sessions.begin() as session:
+        session.execute(
+            delete(ReferralClaim).where(
+                ReferralClaim.referee_key == address_key(referee), ReferralClaim.customer_id == advocate_id
+            )
+        )
 
 
 def _advocate(request: Request, body: ReferralRequest) -> Customer | None:
@@ -130,9 +157,10 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
     """A referral from a form or the advocate: checked, then submitted to the advocate's journey."""
     d = deps(request)
     auth.require(request, d.settings.api_write_keys, "write")
-    referee = body.referee_email.strip().lower()
-    if not EMAIL_RE.fullmatch(referee):
-        raise HTTPException(422, "referee_email: not an email address")
+    try:
+        referee = normalise(body.referee_email)
+    except AddressError as err:
+        raise HTTPException(422, f"referee_email: {err}") from None
     if not (body.code or body.advocate_id or request.cookies.get(REFERRAL_COOKIE)):
         raise HTTPException(422, "code or advocate_id: one is required")
     advocate = await asyncio.to_thread(_advocate, request, body)
@@ -141,8 +169,21 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
     refusal = await asyncio.to_thread(_refusal, request, advocate, referee, d.playbook().referral_max_per_day)
     if refusal:
         raise HTTPException(422, f"referral refused: {refusal}")
+    # The unique claim decides between advocates submitting the same person at once; the journey decides the rest.
+    if not await asyncio.to_thread(_claim, request, referee, advocate.customer_id):
+        raise HTTPException(422, "referral refused: the referee has already been referred")
     try:
-        result = await handle(d.client, advocate.customer_id).execute_update(
+        result = await _submit(d.client, advocate.customer_id, referee, body)
+    except BaseException:
+        await asyncio.to_thread(_release, request, referee, advocate.customer_id)
+        raise
+    await asyncio.to_thread(_remember_submission, request, advocate.customer_id, result.referral_id, referee)
+    return ReferralResult(referral_id=result.referral_id, status=result.status, advocate_id=advocate.customer_id)
+
+
+async def _submit(client: Client, advocate_id: str, referee: str, body: ReferralRequest) -> SubmitReferralResult:
+    try:
+        return await handle(client, advocate_id).execute_update(
             AdvocacyJourney.submit_referral,
             SubmitReferralInput(
                 referee_email=referee, referee_name=body.referee_name, referee_company=body.referee_company
@@ -154,10 +195,8 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
         raise HTTPException(422, message) from None
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise HTTPException(404, f"advocate {advocate.customer_id!r} has no journey") from None
+            raise HTTPException(404, f"advocate {advocate_id!r} has no journey") from None
         raise
-    await asyncio.to_thread(_remember_submission, request, advocate.customer_id, result.referral_id, referee)
-    return ReferralResult(referral_id=result.referral_id, status=result.status, advocate_id=advocate.customer_id)
 
 
 def _remember_submission(request: Request, advocate_id: str, referral_id: str, referee: str) -> None:
@@ -175,7 +214,14 @@ def _remember_submission(request: Request, advocate_id: str, referral_id: str, r
 STAGES = {"opportunity": "opportunity", "won": "won", "lost": "lost", "refunded": "lost"}
 
 
+class DealRefused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
 def _match_referral(request: Request, body: DealRequest) -> ReferralRow | None:
+    """The referral this deal belongs to; DealRefused when only the advocate's code names it and it has several."""
     with deps(request).sessions() as session:
         query = select(ReferralRow).order_by(ReferralRow.created_at.desc(), ReferralRow.id.desc())
         if body.referral_id:
@@ -189,20 +235,46 @@ def _match_referral(request: Request, body: DealRequest) -> ReferralRow | None:
             query = query.where(func.lower(ReferralRow.referee_email) == body.referee_email.strip().lower())
         elif not body.code:
             return None
-        return session.scalar(query)
+        rows = list(session.scalars(query.limit(2)))
+        if len(rows) > 1:
+            # The advocate's latest referral is a guess: the deal may belong to any of them.
+            raise DealRefused(422, "referral_id or referee_email: the code alone is ambiguous, "
+                                   f"advocate {rows[0].customer_id!r} has several referrals")  # fmt: skip
+        return rows[0] if rows else None
 
 
-def _record_deal(request: Request, body: DealRequest, stage: str, referral: ReferralRow) -> bool:
-    """Store the deal update; False when this deal and stage came before."""
+def _currency_refusal(playbook: Playbook, currency: str) -> str | None:
+    """Why a deal in `currency` cannot be rewarded, or None: the playbook must say what it is worth."""
+    if currency == playbook.referral_reward.currency or currency in playbook.currency_rates:
+        return None
+    return (
+        f"no rate for {currency} into the reward currency {playbook.referral_reward.currency}: "
+        "add it to the playbook's currency_rates, or send the deal in a currency it lists"
+    )
+
+
+def _record_deal(request: Request, body: DealRequest, stage: str, referral: ReferralRow, currency: str | None) -> bool:
+    """Store the deal update; False when this deal and stage came before. DealRefused when the deal was won,
+    then lost or refunded, and is won again under the same id (its journey would drop that win)."""
     try:
         with deps(request).sessions.begin() as session:
+            if stage == "won":
+                stages = set(session.scalars(select(CrmDeal.stage).where(CrmDeal.deal_id == body.deal_id)))
+                if {"won", "lost"} <= stages:
+                    raise DealRefused(409, f"stage: deal {body.deal_id!r} was won, then lost or refunded; "
+                                           "a new win needs a new deal_id")  # fmt: skip
             session.add(CrmDeal(deal_id=body.deal_id, stage=stage, customer_id=referral.customer_id,
                                 referral_id=referral.referral_id,
                                 amount=Decimal(str(body.amount)) if body.amount is not None else None,
-                                currency=body.currency, received_at=_now()))  # fmt: skip
+                                currency=currency, received_at=_now()))  # fmt: skip
         return True
     except IntegrityError:
         return False
+
+
+def _forget_deal(request: Request, deal_id: str, stage: str) -> None:
+    with deps(request).sessions.begin() as session:
+        session.execute(delete(CrmDeal).where(CrmDeal.deal_id == deal_id, CrmDeal.stage == stage))
 
 
 @router.post("/v1/crm/deals", response_model=DealResult, responses=REFUSED, tags=["crm"])
@@ -217,10 +289,17 @@ async def crm_deal(body: DealRequest, request: Request) -> JSONResponse:
         raise HTTPException(422, "amount: must be zero or more")
     if not (body.referral_id or body.referee_email or body.code):
         raise HTTPException(422, "referral_id, referee_email or code: one is required")
-    referral = await asyncio.to_thread(_match_referral, request, body)
+    currency = body.currency.strip().upper() if body.currency else None
+    if currency:
+        refusal = _currency_refusal(d.playbook(), currency)
+        if refusal:
+            raise HTTPException(422, f"currency: {refusal}")
+    try:
+        referral = await asyncio.to_thread(_match_referral, request, body)
+    except DealRefused as err:
+        raise HTTPException(err.status, err.detail) from None
     if referral is None:
         raise HTTPException(404, "no referral matches this deal")
-    fresh = await asyncio.to_thread(_record_deal, request, body, stage, referral)
     event_id = f"deal-{body.deal_id}-{stage}"[:200]
     data: dict[str, Any] = {
         "referral_id": referral.referral_id,
@@ -229,11 +308,21 @@ async def crm_deal(body: DealRequest, request: Request) -> JSONResponse:
     }
     if body.amount is not None:
         data["amount"] = body.amount
-    if body.currency:
-        data["currency"] = body.currency.upper()
+    if currency:
+        data["currency"] = currency
     raw = new_event(referral.customer_id, "referral_converted", data, event_id=event_id, at=_now())
+    try:  # checked before anything is stored: a refused deal leaves no row that makes its corrected retry a duplicate
+        parse_event(raw)
+    except EventError as err:
+        raise HTTPException(422, f"{err.field.removeprefix('data.')}: {err.message}") from None
+    try:
+        fresh = await asyncio.to_thread(_record_deal, request, body, stage, referral, currency)
+    except DealRefused as err:
+        raise HTTPException(err.status, err.detail) from None
     outcome = await d.ingest.accept([Item(0, raw)])
     if outcome.errors:
+        if fresh:
+            await asyncio.to_thread(_forget_deal, request, body.deal_id, stage)
         error = outcome.errors[0]
         raise HTTPException(422, f"{error.field}: {error.message}")
     result = DealResult(advocate_id=referral.customer_id, referral_id=referral.referral_id, event_id=event_id,

@@ -166,6 +166,18 @@ class ReferralRow(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
+class ReferralClaim(Base):
+    """A referee's mailbox (workflows.addresses.address_key), claimed by the first advocate to refer it: the
+    unique key holds however many advocates submit the same person at once."""
+
+    __tablename__ = "referral_claims"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referee_key: Mapped[str] = mapped_column(String(320), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(128))
+    claimed_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
 class ReferralClick(Base):
     """A click on an advocate's referral link, counted once per visitor per day."""
 

@@ -530,3 +530,74 @@ async def test_the_api_relays_pending_events_by_itself(
             )
     finally:
         await asyncio.to_thread(stack.stop)
+
+
+async def _advocate_with_referrals(
+    http: httpx.AsyncClient, api: ApiStack, prefix: str, *referees: str
+) -> tuple[str, str]:
+    advocate = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    await http.post(
+        "/v1/events", json=[_profile(advocate), _event(advocate, "nps_response", {"score": 10})], headers=WRITE
+    )
+    state = await _eventually(
+        lambda: _state_with(http, advocate, lambda s: s["referral_code"] and s["events_applied"] == 2)
+    )
+    await _eventually(lambda: _async(_rows(api, Customer, Customer.referral_code == state["referral_code"])))
+    for referee in referees:
+        answer = await http.post(
+            "/v1/referrals", json={"referee_email": referee, "advocate_id": advocate}, headers=WRITE
+        )
+        assert answer.status_code == 201, answer.text
+    return advocate, state["referral_code"]  # fmt: skip
+
+
+async def test_crm_deals_are_refused_with_a_reason_rather_than_guessed(http: httpx.AsyncClient, api: ApiStack) -> None:
+    tag = uuid.uuid4().hex[:6]
+    pat, sam = f"pat@p-{tag}.example", f"sam@s-{tag}.example"
+    advocate, code = await _advocate_with_referrals(http, api, "deal", pat, sam)
+
+    # A deal in yen: no rate in the playbook, so the CRM hears it now (it used to pay 3 % of the yen as dollars).
+    yen = await http.post("/v1/crm/deals", json={"deal_id": f"Y-{tag}", "stage": "won", "amount": 30000, "currency": "JPY",
+                                                 "referee_email": pat}, headers=WRITE)  # fmt: skip
+    assert yen.status_code == 422 and yen.json()["detail"].startswith("currency: no rate for JPY"), yen.text
+
+    # A bad deal stores nothing: its corrected retry is applied, not answered as a duplicate.
+    deal = {"deal_id": f"D-{tag}", "stage": "won", "amount": 1000, "referee_email": pat}
+    bad = await http.post("/v1/crm/deals", json={**deal, "currency": "US"}, headers=WRITE)
+    assert bad.status_code == 422 and "currency" in bad.json()["detail"], bad.text
+    good = await http.post("/v1/crm/deals", json={**deal, "currency": "USD"}, headers=WRITE)
+    assert good.status_code == 200 and good.json()["duplicate"] is False, good.text
+
+    # Won, refunded, won again under the same deal id: refused with the reason, not dropped as a duplicate.
+    refunded = await http.post("/v1/crm/deals", json={**deal, "stage": "refunded"}, headers=WRITE)
+    assert refunded.status_code == 200 and refunded.json()["duplicate"] is False
+    again = await http.post("/v1/crm/deals", json={**deal, "currency": "USD"}, headers=WRITE)
+    assert again.status_code == 409 and "refunded" in again.json()["detail"], again.text
+
+    # Only the advocate's code, and two referrals: ambiguous, never the latest one by guess.
+    by_code = await http.post("/v1/crm/deals", json={"deal_id": f"C-{tag}", "stage": "opportunity", "code": code},
+                              headers=WRITE)  # fmt: skip
+    assert by_code.status_code == 422 and "ambiguous" in by_code.json()["detail"], by_code.text
+    named = await http.post("/v1/crm/deals", json={"deal_id": f"C-{tag}", "stage": "opportunity", "code": code,
+                                                   "referee_email": sam}, headers=WRITE)  # fmt: skip
+    assert named.status_code == 200 and named.json()["advocate_id"] == advocate
+
+
+async def test_one_referee_sent_by_three_advocates_at_once_is_accepted_once(
+    http: httpx.AsyncClient, api: ApiStack
+) -> None:
+    """Each advocate's API check read "not referred yet" before any journey recorded it: all three were accepted."""
+    tag = uuid.uuid4().hex[:6]
+    advocates = [(await _advocate_with_referrals(http, api, f"trio{n}"))[0] for n in range(3)]
+    spellings = (f"Kim.Lee.{tag}@gmail.com", f"kimlee{tag}+x@googlemail.com", f"kim.lee.{tag}@gmail.com.")
+    answers = await asyncio.gather(*(http.post("/v1/referrals", json={"referee_email": email, "advocate_id": advocate},
+                                               headers=WRITE) for advocate, email in zip(advocates, spellings, strict=True)))  # fmt: skip
+    assert sorted(a.status_code for a in answers) == [201, 422, 422], [a.text for a in answers]
+    assert all("already been referred" in a.json()["detail"] for a in answers if a.status_code == 422)
+    # An existing customer with a +tag is still a customer.
+    customer = advocates[0]
+    tagged = f"{customer}+friend@{customer}.example"
+    answer = await http.post(
+        "/v1/referrals", json={"referee_email": tagged, "advocate_id": advocates[1]}, headers=WRITE
+    )
+    assert answer.status_code == 422 and "already a customer" in answer.json()["detail"], answer.text

@@ -338,3 +338,17 @@ async def test_an_unsubscribe_the_journey_never_heard_of_still_stops_its_asks(ha
     assert "is suppressed (unsubscribed, from one-click unsubscribe link)" in (state.asks[0].error or "")
     assert [(m.template, m.status) for m in messages(h.sessions, c)] == [("ask_review", "suppressed")]
     assert not (h.outbox / "deliveries.jsonl").exists() or c not in (h.outbox / "deliveries.jsonl").read_text()
+
+
+async def test_a_won_deal_in_yen_without_a_rate_holds_the_advocate_reward(harness: Harness) -> None:
+    """30,000 JPY (about 200 USD) used to earn a 900 USD reward: 3 % of the yen, paid as dollars."""
+    h, c = harness, harness.cid("yen")
+    await h.profile(c)
+    await h.send(c, "referral_submitted", {"referee_email": "kenji@tokyo.test"})
+    await h.send(c, "referral_converted", {"referee_email": "kenji@tokyo.test", "stage": "won", "amount": 30000,
+                                           "currency": "JPY"})  # fmt: skip
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    assert [(r.beneficiary, r.amount) for r in state.rewards] == [("referee", 50.0)]
+    assert "no rate for JPY into USD" in state.score_log[-1].reason
+    assert [r.reward_id.split("-")[0] for r in ledger(h.sessions, c)] == ["referee"]

@@ -116,3 +116,30 @@ async def test_submit_referral_with_a_long_update_id_answers(harness: Harness) -
         timeout=30,
     )
     assert result.status == "submitted"
+
+
+async def test_fifteen_referrals_at_once_respect_the_daily_cap_and_one_referee_once(harness: Harness) -> None:
+    """15 parallel submissions were all accepted against a daily cap of 5 (only the API counted, racing)."""
+    h, c = harness, harness.cid("burst")
+    await h.profile(c, email="ada@acme.example")
+    await h.sleep(hours=1)
+    journey = handle(h.client, c)
+
+    async def submit(email: str) -> str:
+        try:
+            result = await journey.execute_update(
+                AdvocacyJourney.submit_referral, SubmitReferralInput(referee_email=email)
+            )
+            return result.status
+        except WorkflowUpdateFailedError as err:
+            return str(err.cause)
+
+    answers = await asyncio.gather(*(submit(f"p{n}@prospect{n}.example") for n in range(15)))
+    assert answers.count("submitted") == 5, answers
+    assert all("more than 5 referrals per advocate per day" in a for a in answers if a != "submitted")
+    assert len((await h.state(c)).referrals) == 5
+    # The same mailbox spelt differently, at once: one referral.
+    await h.sleep(days=1)
+    spellings = ("Kim.Lee@gmail.com", "kimlee+x@googlemail.com", "kim.lee@gmail.com.")
+    answers = await asyncio.gather(*(submit(email) for email in spellings))
+    assert answers.count("submitted") == 1 and sum("already referred" in a for a in answers) == 2, answers

@@ -10,7 +10,7 @@ import yaml
 
 from activities.playbook import read_playbook
 from plumbing.config import DEFAULT_PLAYBOOK, DEMO_PLAYBOOK
-from workflows.playbook import PlaybookError, parse_duration
+from workflows.playbook import Playbook, PlaybookError, parse_duration
 
 
 def raw() -> dict[str, Any]:
@@ -23,6 +23,13 @@ def test_shipped_playbooks_load() -> None:
     assert default.ask_min_gap_seconds == 21 * 86400 and demo.ask_min_gap_seconds == 21
     assert default.programs[0].name == "review"
     assert default.version.startswith("2026.11-default+")
+    assert default.currency_rates == {}  # a deal in another currency needs a rate ops put here
+
+
+def test_currency_rates_are_kept_exact() -> None:
+    data = raw()
+    data["currency_rates"] = {"JPY": 0.0067, "EUR": "1.08", "GBP": 1}
+    assert Playbook.from_dict(data).currency_rates == {"JPY": "0.0067", "EUR": "1.08", "GBP": "1"}
 
 
 @pytest.mark.parametrize(
@@ -36,6 +43,11 @@ def test_shipped_playbooks_load() -> None:
         (("signals", "nps_promoter"), 500, "playbook.signals.nps_promoter"),
         (("rewards", "currency"), "dollars", "playbook.rewards.currency"),
         (("cadence",), 1, "playbook.cadence: unknown setting"),
+        (("currency_rates",), [0.0067], "playbook.currency_rates: expected a mapping"),
+        (("currency_rates", "JPY"), "cheap", "playbook.currency_rates.JPY: expected a number"),
+        (("currency_rates", "JPY"), 0, "playbook.currency_rates.JPY: must be a number above 0"),
+        (("currency_rates", "yen"), 0.0067, "playbook.currency_rates.yen: expected a three-letter currency code"),
+        (("currency_rates", "USD"), 2, "playbook.currency_rates.USD: the reward currency itself converts at 1"),
     ],
 )
 def test_bad_playbook_names_the_setting(path: tuple[str, ...], value: Any, message: str, tmp_path: Path) -> None:

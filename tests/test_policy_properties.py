@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from typing import Any
 
+import pytest
+import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +18,7 @@ from plumbing.config import DEFAULT_PLAYBOOK
 from workflows import patches, policy
 from workflows.events import iso, parse_event, parse_timestamp
 from workflows.model import OPEN_ASK_STATUSES, JourneyState
+from workflows.playbook import Playbook
 from workflows.policy import Patched, Policy, every_fix
 from workflows.policy.asks import reminder_due
 from workflows.schedule import next_business_time
@@ -41,6 +44,7 @@ _data = {
             "referee_email": st.sampled_from(["a@x.co", "b@y.co", "c@z.co"]),
             "stage": st.sampled_from(["opportunity", "won", "lost"]),
             "amount": st.integers(0, 100_000),
+            "currency": st.sampled_from(["USD", "JPY"]),  # no rate for JPY in the default playbook
         }
     ),
     "unsubscribed": st.just({}),
@@ -86,6 +90,7 @@ def simulate(
     *,
     patched: Patched = every_fix,
     profile: dict[str, str] | None = None,
+    playbook: Playbook = PB,
 ) -> JourneyState:
     """Run the policy over `steps`; every effect it asks for is appended to `log`."""
     log = [] if log is None else log
@@ -95,7 +100,7 @@ def simulate(
         {"event_id": "p", "customer_id": "c-1", "type": "customer_profile", "occurred_at": iso(now),
          "data": {"email": "ada@acme.co", "name": "Ada", "company": "Acme", "segment": "enterprise", **(profile or {})}}
     )  # fmt: skip
-    ctx = Policy(playbook=PB, now=now, patched=patched)
+    ctx = Policy(playbook=playbook, now=now, patched=patched)
     _succeed(state, policy.apply_event(state, ctx, first), ctx, log)
     for hours, (kind, data), bucket in steps:
         _run_due(state, ctx, now + timedelta(hours=hours), log)
@@ -197,6 +202,10 @@ _GATED: list[tuple[list[tuple[float, tuple[str, dict[str, Any]], int]], str, dic
     ([(1452.0, ("nps_response", {"score": 10}), 0)], patches.REMINDERS_IN_BUSINESS_HOURS, _NY),
     ([(1.0, ("referral_submitted", {"referee_email": "bob@gmx.de"}), 0)], patches.SHARED_FREE_MAIL_LIST, {"email": "ada@gmx.de"}),
     ([(0.0, ("case_study_published", {}), n) for n in range(501)], patches.STATE_BUDGET, {}),
+    ([(1.0, ("referral_converted", {"referee_email": "a@x.co", "stage": "won", "amount": 30000, "currency": "JPY"}), 0)],
+     patches.REFERRAL_DEAL_CURRENCY, {}),
+    ([(0.01, ("referral_submitted", {"referee_email": f"p{n}@prospect{n}.co"}), n) for n in range(6)],
+     patches.REFERRAL_ADDRESS_RULES, {}),
 ]  # fmt: skip
 
 
@@ -231,3 +240,55 @@ def test_old_and_new_code_part_only_where_patched_is_asked(steps: list[Any]) -> 
     after = simulate(steps, new_log)
     if not old.asked:
         assert (before, old_log) == (after, new_log)
+
+
+def test_a_won_deal_in_yen_is_not_rewarded_as_dollars() -> None:
+    """A won deal of 30,000 JPY (about 200 USD) gave a 900 USD reward: 3 % of the yen, paid as dollars."""
+    won = [(1.0, ("referral_converted", {"referee_email": "a@x.co", "stage": "won", "amount": 30000, "currency": "JPY"}), 0)]  # fmt: skip
+    state = simulate(won)  # the default playbook has no rate for JPY: the advocate reward is held, not guessed
+    assert [(r.beneficiary, r.amount, r.currency) for r in state.rewards] == [("referee", 50.0, "USD")]
+    assert "no rate for JPY" in state.score_log[-1].reason
+    assert state.referrals[0].amount == 30000 and state.referrals[0].currency == "JPY"
+
+
+def test_a_won_deal_in_another_currency_is_converted_with_the_playbooks_rate() -> None:
+    raw = yaml.safe_load(DEFAULT_PLAYBOOK.read_text(encoding="utf-8"))
+    rated = Playbook.from_dict({**raw, "currency_rates": {"JPY": "0.0067", "EUR": 1.08}})
+    steps = [
+        (1.0, ("referral_converted", {"referee_email": "a@x.co", "stage": "won", "amount": 30000, "currency": "JPY"}), 0),
+        (1.0, ("referral_converted", {"referee_email": "b@y.co", "stage": "won", "amount": 1000.10, "currency": "EUR"}), 1),
+    ]  # fmt: skip
+    state = simulate(steps, playbook=rated)
+    advocate = [(r.amount, r.currency) for r in state.rewards if r.beneficiary == "advocate"]
+    # 3 % of 201 USD is 6.03: the flat 10 USD wins; 3 % of 1,080.108 USD is 32.40 (Decimal, half-even cents).
+    assert advocate == [(10.0, "USD"), (32.4, "USD")]
+
+
+@pytest.mark.parametrize(
+    ("own", "referee", "why"),
+    [
+        ("ada.lovelace@gmail.com", "AdaLovelace+refer@googlemail.com", "advocate's own"),  # dots, +tag, googlemail
+        ("ada@acme.com", "ada+x@acme.com.", "advocate's own"),  # +tag and the trailing dot of a full domain
+        ("ada@acme.com", "\u0430da@acme.com", "advocate's own"),  # a Cyrillic а for the Latin a
+        ("ada@acme.com", "bob@eu.acme.com", "advocate's company"),  # a subdomain of the company's
+        ("ada@acme.com", "bob@\u0430cme.com", "advocate's company"),  # the company's domain in look-alike letters
+    ],
+)
+def test_self_referral_sees_through_other_spellings_of_the_same_address(own: str, referee: str, why: str) -> None:
+    refusal = policy.self_referral(own, referee, every_fix)
+    assert refusal is not None and why in refusal, (own, referee, refusal)
+
+
+def test_self_referral_leaves_other_people_alone() -> None:
+    for own, referee in (("ada@gmail.com", "bob@gmail.com"), ("ada@acme.com", "bob@notacme.com")):
+        assert policy.self_referral(own, referee, every_fix) is None
+
+
+def test_referrals_per_day_are_capped_in_the_journey_too() -> None:
+    """The cap was only counted by the API before it asked the journey: 15 at once all passed it."""
+    steps = [(0.01, ("referral_submitted", {"referee_email": f"p{n}@prospect{n}.co"}), n) for n in range(7)]
+    state = simulate(steps)
+    assert len(state.referrals) == PB.referral_max_per_day == 5
+    assert "more than 5 referrals per advocate per day" in state.score_log[-1].reason
+    later = simulate([*steps, (24.0, ("referral_submitted", {"referee_email": "q@next-day.co"}), 9)])
+    assert len(later.referrals) == 6  # a new day

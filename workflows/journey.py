@@ -460,7 +460,12 @@ class AdvocacyJourney:
         self._refuse_if_ended()
         if not isinstance(input.referee_email, str) or not EMAIL_RE.fullmatch(input.referee_email.strip()):
             raise ApplicationError("referee_email: not an email address", type="InvalidReferral")
-        # Validators do not run on replay: today's rule applies.
-        refusal = policy.referral_refusal(self.state, input.referee_email, policy.every_fix)
+        # Validators do not run on replay: today's rule applies. Before the playbook is loaded only the
+        # self-referral rule can be asked; the handler asks the rest (duplicates, the daily cap) when it applies.
+        if self.pb is None:
+            refusal = policy.self_referral(self.state.profile.email, input.referee_email, policy.every_fix)
+        else:
+            ctx = policy.Policy(playbook=self.pb, now=workflow.now(), patched=policy.every_fix)
+            refusal = policy.referral_refusal(self.state, input.referee_email, ctx)
         if refusal:
             raise ApplicationError(f"referee_email: {refusal}", type="InvalidReferral")

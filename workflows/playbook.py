@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from workflows.model import PROGRAMS
@@ -120,6 +121,9 @@ class Playbook:
     # The HTTP API's referral links: how long a click attributes a signup, and referrals per advocate per day.
     referral_attribution_seconds: float = 30 * 86400.0
     referral_max_per_day: int = 5
+    # What one unit of a deal's currency is worth in the referral reward currency, as decimal strings
+    # (exact, and plain JSON in histories). A deal in a currency without a rate earns no percentage reward.
+    currency_rates: dict[str, str] = field(default_factory=dict)
 
     def program(self, name: str) -> ProgramSpec:
         for spec in self.programs:
@@ -213,7 +217,7 @@ _TOP_KEYS = {
     "detractor_max", "moment_window", "ask_budget", "reminder_after", "decline_after",
     "decline_cooldown", "redecline_after", "risk_cooldown", "champion", "rewards",
     "team_email", "business_hours", "max_signals_kept", "max_event_ids_kept", "require_utm",
-    "referral_links",
+    "referral_links", "currency_rates",
 }  # fmt: skip
 
 
@@ -407,10 +411,35 @@ def _build(raw: Any) -> Playbook:
             links.get("attribution_window", "30d"), "playbook.referral_links.attribution_window"
         ),
         referral_max_per_day=_int(links.get("max_per_day", 5), "playbook.referral_links.max_per_day", minimum=1),
+        currency_rates=_rates(raw.get("currency_rates", {}), referral.currency),
     )
     if playbook.detractor_max >= playbook.promoter_min:
         raise PlaybookError("playbook.detractor_max: must be below promoter_min")
     return playbook
+
+
+def _rates(raw: Any, reward_currency: str) -> dict[str, str]:
+    """`currency_rates`: {CODE: units of the referral reward currency per unit of CODE}, each exact."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise PlaybookError("playbook.currency_rates: expected a mapping of currency code to rate")
+    rates = {}
+    for code, value in raw.items():
+        where = f"playbook.currency_rates.{code}"
+        _currency(code, where)
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise PlaybookError(f"{where}: expected a number like 0.0067, got {value!r}")
+        try:
+            rate = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise PlaybookError(f"{where}: expected a number like 0.0067, got {value!r}") from None
+        if not rate.is_finite() or rate <= 0:
+            raise PlaybookError(f"{where}: must be a number above 0")
+        if code == reward_currency and rate != 1:
+            raise PlaybookError(f"{where}: the reward currency itself converts at 1")
+        rates[code] = str(rate)
+    return rates
 
 
 def _flag(value: Any, where: str) -> bool:

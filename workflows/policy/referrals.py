@@ -7,12 +7,21 @@ from dataclasses import replace
 from typing import Any
 
 from workflows import patches
-from workflows.events import iso
+from workflows.addresses import AddressError, address_key, key_domain, same_organisation
+from workflows.events import iso, parse_timestamp
 from workflows.model import JourneyState, Referral
 from workflows.policy.completion import complete_activity
 from workflows.policy.context import Patched, Policy
 from workflows.policy.effects import Effect, RecordReferral
-from workflows.policy.rewards import cap_remaining, grant, has_reward, referral_amount, void_pending
+from workflows.policy.rewards import (
+    cap_remaining,
+    deal_value,
+    grant,
+    has_reward,
+    referral_amount,
+    referral_reward_for,
+    void_pending,
+)
 from workflows.policy.scoring import note, positive_moment
 
 # Shared mail domains say nothing about who works where: a referee there is not a coworker.
@@ -32,6 +41,8 @@ def domain(address: str) -> str:
 
 def self_referral(own_email: str | None, referee_email: str, patched: Patched) -> str | None:
     """Why a referral by `own_email` of `referee_email` is a self-referral, or None."""
+    if patched(patches.REFERRAL_ADDRESS_RULES):
+        return _self_referral_by_key(own_email, referee_email)
     own, referee = (own_email or "").strip().lower(), referee_email.strip().lower()
     if not own:
         return None
@@ -46,19 +57,49 @@ def self_referral(own_email: str | None, referee_email: str, patched: Patched) -
     return None
 
 
+def _key(address: str | None) -> str | None:
+    try:
+        return address_key(address) if address else None
+    except AddressError:
+        return None
+
+
+def _self_referral_by_key(own_email: str | None, referee_email: str) -> str | None:
+    """Addresses compared as mailboxes (workflows.addresses): Gmail dots, +tags, googlemail, a trailing dot,
+    look-alike letters; a referee at the company's domain or any of its subdomains works there."""
+    own, referee = _key(own_email), _key(referee_email)
+    if own is None or referee is None:
+        return None
+    if referee == own:
+        return "self-referral: the referee email is the advocate's own"
+    own_domain = key_domain(own)
+    if own_domain not in FREE_MAIL and same_organisation(key_domain(referee), own_domain):
+        return f"self-referral: the referee works at the advocate's company (own company domain {own_domain})"
+    return None
+
+
 def referral_id_for(customer_id: str, referee_email: str) -> str:
     digest = hashlib.sha256(f"{customer_id}|{referee_email.lower()}".encode()).hexdigest()
     return f"ref-{digest[:12]}"
 
 
-def referral_refusal(state: JourneyState, referee_email: str, patched: Patched) -> str | None:
+def referral_refusal(state: JourneyState, referee_email: str, ctx: Policy) -> str | None:
     """Why this journey must refuse a referral, or None. The update validator and the event path ask it."""
     email = referee_email.strip().lower()
-    refusal = self_referral(state.profile.email, email, patched)
+    refusal = self_referral(state.profile.email, email, ctx.patched)
     if refusal:
         return refusal
     if any(r.referee_email == email for r in state.referrals):
         return "duplicate: this referee was already referred by this advocate"
+    if ctx.patched(patches.REFERRAL_ADDRESS_RULES):
+        # Spellings of one mailbox are one referee, and the daily cap holds however many arrive at once.
+        key = _key(email)
+        if key is not None and any(_key(r.referee_email) == key for r in state.referrals):
+            return "duplicate: this referee was already referred by this advocate"
+        today = ctx.now.date()
+        per_day = ctx.playbook.referral_max_per_day
+        if sum(parse_timestamp(r.submitted_at).date() == today for r in state.referrals) >= per_day:
+            return f"more than {per_day} referrals per advocate per day"
     return None
 
 
@@ -76,7 +117,7 @@ def add_referral(
     existing = next((r for r in state.referrals if r.referral_id == rid), None)
     if existing is not None:
         return existing, None, []
-    refusal = referral_refusal(state, email, ctx.patched)
+    refusal = referral_refusal(state, email, ctx)
     if refusal:
         note(state, ctx, ctx.now, "referral_submitted", None, f"referral refused: {refusal}")
         return None, refusal, []
@@ -151,8 +192,17 @@ def _referral_rewards(state: JourneyState, ctx: Policy, referral: Referral, even
     reward_id = f"referral-{referral.referral_id}"
     if has_reward(state, reward_id):
         return effects
-    amount = min(referral_amount(ctx.playbook, referral.amount), cap_remaining(state, ctx))
-    if amount > 0:
+    earned: float | None = referral_amount(ctx.playbook, referral.amount)
+    if spec.mode != "flat" and ctx.patched(patches.REFERRAL_DEAL_CURRENCY):
+        # 3 % of a yen amount used to be paid as dollars: convert with the playbook's rate, or hold.
+        value = deal_value(ctx.playbook, referral.amount, referral.currency)
+        earned = None if value is None else referral_reward_for(ctx.playbook, value)
+    amount = 0.0 if earned is None else min(earned, cap_remaining(state, ctx))
+    if earned is None:
+        note(state, ctx, ctx.now, event_type, None,
+             f"referral reward held: no rate for {referral.currency} into {spec.currency} in the playbook's "
+             "currency_rates (a later 'won' after the rate is added rewards it)")  # fmt: skip
+    elif amount > 0:
         effects += grant(
             state, ctx, reward_id=reward_id, program="referral", amount=amount, currency=spec.currency,
             kind=spec.kind, hold_seconds=spec.hold_seconds, referral_id=referral.referral_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from workflows.events import iso, parse_timestamp
 from workflows.model import JourneyState, Reward
@@ -14,6 +15,7 @@ from workflows.policy.effects import Effect, RecordReward, SettleReward
 from workflows.schedule import seconds
 
 _YEAR = timedelta(days=365)
+_CENT = Decimal("0.01")
 
 
 def grant(
@@ -64,7 +66,29 @@ def cap_remaining(state: JourneyState, ctx: Policy) -> float:
     return max(0.0, round(ctx.playbook.annual_reward_cap - spent, 2))
 
 
+def deal_value(pb: Playbook, amount: float | None, currency: str | None) -> Decimal | None:
+    """A deal's amount in the referral reward currency, exactly; None when the playbook has no rate for it."""
+    value = Decimal(str(amount or 0))
+    if not currency or currency == pb.referral_reward.currency:
+        return value
+    rate = pb.currency_rates.get(currency)
+    return None if rate is None else value * Decimal(rate)
+
+
+def referral_reward_for(pb: Playbook, value: Decimal) -> float:
+    """The advocate's reward for a deal worth `value` in the reward currency, in Decimal to the cent."""
+    spec = pb.referral_reward
+    percent = (value * Decimal(str(spec.percent)) / 100).quantize(_CENT, ROUND_HALF_EVEN)
+    flat = Decimal(str(spec.flat))
+    if spec.mode == "flat":
+        return float(flat)
+    if spec.mode == "percent":
+        return float(percent)
+    return float(max(flat, percent))
+
+
 def referral_amount(pb: Playbook, deal_amount: float | None) -> float:
+    """How journeys recorded before `referral-deal-currency` computed it: in floats, whatever the deal's currency."""
     spec = pb.referral_reward
     percent = round((deal_amount or 0.0) * spec.percent / 100.0, 2)
     if spec.mode == "flat":
