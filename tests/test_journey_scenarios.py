@@ -352,3 +352,19 @@ async def test_a_won_deal_in_yen_without_a_rate_holds_the_advocate_reward(harnes
     assert [(r.beneficiary, r.amount) for r in state.rewards] == [("referee", 50.0)]
     assert "no rate for JPY into USD" in state.score_log[-1].reason
     assert [r.reward_id.split("-")[0] for r in ledger(h.sessions, c)] == ["referee"]
+
+
+async def test_a_journey_keeps_its_latest_referrals_within_the_state_budget(harness: Harness) -> None:
+    """Past the bound the oldest referrals leave the state (the referrals table keeps them all)."""
+    from workflows.policy.budget import MAX_REFERRALS_KEPT
+
+    h, c = harness, harness.cid("budget")
+    await h.profile(c)
+    for n in range(MAX_REFERRALS_KEPT + 5):
+        if n and n % 5 == 0:
+            await h.sleep(days=1)  # within the daily cap
+        await h.send(c, "referral_submitted", {"referee_email": f"p{n}@prospect{n}.test"})
+    await h.sleep(hours=1)
+    state = await h.state(c)
+    assert len(state.referrals) == MAX_REFERRALS_KEPT
+    assert state.referrals[0].referee_email == "p5@prospect5.test"
