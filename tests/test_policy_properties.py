@@ -292,3 +292,15 @@ def test_referrals_per_day_are_capped_in_the_journey_too() -> None:
     assert "more than 5 referrals per advocate per day" in state.score_log[-1].reason
     later = simulate([*steps, (24.0, ("referral_submitted", {"referee_email": "q@next-day.co"}), 9)])
     assert len(later.referrals) == 6  # a new day
+
+
+def test_won_refunded_won_is_said_not_dropped_silently() -> None:
+    deal = {"referee_email": "a@x.co", "amount": 10_000}
+    steps = [(1.0, ("referral_submitted", {"referee_email": "a@x.co"}), 0),
+             (1.0, ("referral_converted", {**deal, "stage": "won"}), 1),
+             (1.0, ("referral_converted", {**deal, "stage": "lost"}), 2),
+             (1.0, ("referral_converted", {**deal, "stage": "won"}), 3)]  # fmt: skip
+    state = simulate(steps)
+    advocate = [r for r in state.rewards if r.beneficiary == "advocate"]
+    assert [r.status for r in advocate] == ["void"]
+    assert any("won again after its reward was voided" in entry.reason for entry in state.score_log)

@@ -191,6 +191,11 @@ def _referral_rewards(state: JourneyState, ctx: Policy, referral: Referral, even
     effects: list[Effect] = []
     reward_id = f"referral-{referral.referral_id}"
     if has_reward(state, reward_id):
+        voided = next((r for r in state.rewards if r.reward_id == reward_id and r.status == "void"), None)
+        if voided is not None:  # won, refunded, won again: say so rather than drop it silently
+            note(state, ctx, ctx.now, event_type, None,
+                 f"won again after its reward was voided ({voided.void_reason}): no new reward; "
+                 "a new deal needs a new referral")  # fmt: skip
         return effects
     earned: float | None = referral_amount(ctx.playbook, referral.amount)
     if spec.mode != "flat" and ctx.patched(patches.REFERRAL_DEAL_CURRENCY):
