@@ -34,7 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from cli import templates as template_commands
 from client.connect import connect as _connect
-from plumbing.config import Settings
+from plumbing.config import Settings, weak_secret
 from plumbing.entrypoint import exit_now
 from workflows.events import EventError, parse_event
 from workflows.model import ChurnInput, OptOutInput, PauseInput, SubmitReferralInput, workflow_id_for
@@ -246,6 +246,10 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
     if not settings.api_write_keys or not settings.api_read_keys:
         return _fail("set API_WRITE_KEYS and API_READ_KEYS (comma-separated keys) before serving the API")
+    # Anyone who knows the secret can unsubscribe any customer for good: never the published default.
+    problem = weak_secret("UNSUBSCRIBE_SECRET", settings.unsubscribe_secret)
+    if problem:
+        return _fail(problem)
     from plumbing.telemetry import configure_logging
 
     configure_logging()
