@@ -13,14 +13,15 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import auth
 from api.deps import AppDeps, deps
 from api.schemas import CONTRACT_EVENT_BODY, IngestResult, JourneyStateModel, Problem, segment_body
-from api.segment import MAX_BATCH_BYTES, SegmentError, convert
+from api.segment import SegmentError, convert
 from client.ingest import Item, ItemError, Outcome
 from client.journeys import get_state
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": IngestResult, "description": "invalid events, each named with its index and field"},
     401: {"model": Problem, "description": "missing or wrong key; nothing applied"},
-    413: {"model": Problem, "description": "request larger than the limit"},
+    413: {"model": Problem, "description": "request larger than the limit (500 KB, also once gzip is inflated)"},
+    415: {"model": Problem, "description": "a Content-Encoding other than gzip"},
     503: {
         "model": Problem,
         "description": "Temporal unreachable: the events are stored and will be delivered; retrying is harmless",
@@ -28,10 +29,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _json_body(request: Request, limit: int = MAX_BATCH_BYTES) -> Any:
-    body = await request.body()
-    if len(body) > limit:
-        raise HTTPException(413, f"request larger than {limit // 1024} KB")
+async def _json_body(request: Request) -> Any:
+    body = await request.body()  # authenticated, at most MAX_BATCH_BYTES, inflated (api/transport.py)
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):

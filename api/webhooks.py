@@ -36,6 +36,7 @@ from api.schemas import Problem, WebhookResult
 from client.events import new_event
 from client.ingest import Item
 from client.journeys import handle
+from plumbing.config import Settings
 from storage.models import Message, WebhookEvent, WebhookReceipt
 from workflows.journey import AdvocacyJourney
 from workflows.model import EmailFeedbackInput
@@ -50,13 +51,27 @@ ON_ROW = {"delivered": "delivered_at", "open": "opened_at", "click": "clicked_at
           "dropped": "bounced_at"}  # fmt: skip
 
 
-def _verify(request: Request, d: Deps, body: bytes) -> None:
+def admit(request: Request, settings: Settings) -> None:
+    """What the headers alone can tell, checked before the body is read (api/transport.py):
+    SendGrid's signature headers, fresh; without a public key configured, a write key."""
+    if settings.sendgrid_webhook_public_key:
+        _signed_headers(request)
+    else:
+        auth.require(request, settings.api_write_keys, "write")
+
+
+def _signed_headers(request: Request) -> tuple[str, str]:
     signature = request.headers.get(EventWebhookHeader.SIGNATURE)
     timestamp = request.headers.get(EventWebhookHeader.TIMESTAMP)
     if not signature or not timestamp:
         raise HTTPException(401, "unsigned: SendGrid's signature and timestamp headers are required")
     if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_AGE_SECONDS:
         raise HTTPException(401, "stale or invalid timestamp")
+    return signature, timestamp
+
+
+def _verify(request: Request, d: Deps, body: bytes) -> None:
+    signature, timestamp = _signed_headers(request)
     try:
         verifier = EventWebhook()
         key = verifier.convert_public_key_to_ecdsa(d.settings.sendgrid_webhook_public_key)
@@ -139,17 +154,14 @@ def _text(value: Any) -> str | None:
                         503: {"model": Problem, "description": "Temporal unreachable: post again"}})  # fmt: skip
 async def sendgrid_events(request: Request) -> WebhookResult:
     d = deps(request)
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, "request too large")
+    admit(request, d.settings)
+    body = await request.body()  # at most MAX_BODY (api/transport.py)
     signature = None
     if d.settings.sendgrid_webhook_public_key:
         _verify(request, d, body)
         signature = request.headers.get(EventWebhookHeader.SIGNATURE, "")
         if not await asyncio.to_thread(_first_time, d, signature):
             raise HTTPException(401, "replayed: this signed post was already received")
-    else:
-        auth.require(request, d.settings.api_write_keys, "write")
     try:
         events = json.loads(body)
     except (ValueError, UnicodeDecodeError):

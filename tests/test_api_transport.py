@@ -3,12 +3,34 @@ authentication before the body, gzip from Segment's clients."""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
+import json
 import secrets
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import segment.analytics as segment
 import uvicorn
+from alembic import command
+from sqlalchemy import select
+from temporalio.testing import WorkflowEnvironment
 
 import starter
+from api import webhooks
+from api.app import create_app
+from api.segment import MAX_BATCH_BYTES
+from plumbing.config import DEFAULT_PLAYBOOK, Settings
+from storage.db import alembic_config, database
+from storage.models import Event
+from tests.api_stack import READ_KEY, WRITE_KEY, ApiStack
+
+WRITE = {"Authorization": f"Bearer {WRITE_KEY}"}
 
 STRONG = secrets.token_hex(24)
 
@@ -44,3 +66,126 @@ def test_the_api_starts_with_a_strong_unsubscribe_secret(monkeypatch: pytest.Mon
     monkeypatch.setenv("API_READ_KEYS", "r" * 32)
     monkeypatch.setenv("UNSUBSCRIBE_SECRET", STRONG)
     assert starter.main(["api"]) == 0 and served == [True]
+
+
+@pytest.fixture
+async def front(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Front]:
+    """The app in this process (its lifespan run, no server), so a test sees each chunk the app pulls."""
+    db_url = f"sqlite:///{tmp_path / 'api.db'}"
+    command.upgrade(alembic_config(db_url), "head")
+    settings = replace(Settings.from_env(), database_url=db_url, task_queue=f"front-{uuid.uuid4().hex[:8]}",
+                       playbook_path=DEFAULT_PLAYBOOK, api_write_keys=(WRITE_KEY,), api_read_keys=(READ_KEY,),
+                       sendgrid_webhook_public_key="")  # fmt: skip
+    app = create_app(settings, env.client)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api", timeout=30) as http:
+            yield Front(http, db_url)
+
+
+@dataclass
+class Front:
+    http: httpx.AsyncClient
+    db_url: str
+
+    def events(self, customer: str) -> list[Event]:
+        with database(self.db_url) as sessions, sessions() as session:
+            return list(session.scalars(select(Event).where(Event.customer_id == customer)))
+
+
+class Stream:
+    """A request body that counts what the server pulled from it."""
+
+    def __init__(self, total: int, chunk: int = 64 * 1024, fill: bytes = b" ") -> None:
+        self.total, self.chunk, self.fill, self.pulled = total, chunk, fill, 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.pulled < self.total:
+            self.pulled += self.chunk
+            yield self.fill * self.chunk
+
+
+POSTS = ["/v1/events", "/v1/track", "/v1/identify", "/v1/batch", "/v1/referrals", "/v1/crm/deals",
+         "/v1/webhooks/sendgrid"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", POSTS)
+async def test_a_large_body_without_credentials_is_refused_unread(front: Front, path: str) -> None:
+    body = Stream(64 * 1024 * 1024)
+    answer = await front.http.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 401, answer.text
+    assert body.pulled == 0  # not one byte of the 64 MB was read
+
+
+@pytest.mark.parametrize("path", POSTS)
+async def test_a_declared_length_over_the_limit_is_refused_unread(front: Front, path: str) -> None:
+    body = Stream(8 * 1024 * 1024)
+    headers = {**WRITE, "Content-Type": "application/json", "Content-Length": str(body.total)}
+    answer = await front.http.post(path, content=body, headers=headers)
+    assert answer.status_code == 413 and "larger than" in answer.json()["detail"]
+    assert body.pulled == 0
+
+
+@pytest.mark.parametrize(("path", "limit"), [("/v1/batch", MAX_BATCH_BYTES), ("/v1/referrals", 64 * 1024),
+                                             ("/v1/webhooks/sendgrid", webhooks.MAX_BODY)])  # fmt: skip
+async def test_a_streamed_body_is_counted_and_refused_once_over_the_limit(front: Front, path: str, limit: int) -> None:
+    body = Stream(64 * 1024 * 1024, chunk=16 * 1024)
+    answer = await front.http.post(path, content=body, headers={**WRITE, "Content-Type": "application/json"})
+    assert answer.status_code == 413 and "larger than" in answer.json()["detail"]
+    assert body.pulled <= limit + body.chunk
+
+
+def _gzip(value: Any) -> bytes:
+    return gzip.compress(json.dumps(value).encode())
+
+
+async def test_gzip_from_segment_clients_is_accepted(front: Front) -> None:
+    customer = f"gz-{uuid.uuid4().hex[:6]}"
+    batch = {"batch": [{"type": "identify", "messageId": f"{customer}-1", "userId": customer,
+                        "traits": {"email": f"{customer}@gz.example", "name": "Ada", "company": "Analytical"}},
+                       {"type": "track", "messageId": f"{customer}-2", "userId": customer,
+                        "event": "NPS Survey Submitted", "properties": {"score": 9}}]}  # fmt: skip
+    headers = {**WRITE, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    answer = await front.http.post("/v1/batch", content=_gzip(batch), headers=headers)
+    assert answer.status_code == 200 and answer.json()["accepted"] == 2, answer.text
+    track = {"messageId": f"{customer}-3", "userId": customer, "event": "Milestone Reached"}
+    answer = await front.http.post("/v1/track", content=_gzip(track), headers=headers)
+    assert answer.status_code == 200 and answer.json()["accepted"] == 1, answer.text
+    assert len(front.events(customer)) == 3
+
+
+async def test_a_gzip_bomb_and_broken_gzip_are_refused(front: Front) -> None:
+    headers = {**WRITE, "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    bomb = gzip.compress(b"[" + b" " * (200 * 1024 * 1024) + b"]")  # 200 MB of JSON in 200 KB
+    assert len(bomb) < MAX_BATCH_BYTES
+    answer = await front.http.post("/v1/batch", content=bomb, headers=headers)
+    assert answer.status_code == 413 and "decompressed" in answer.json()["detail"]
+    broken = await front.http.post("/v1/batch", content=b"not gzip at all", headers=headers)
+    assert broken.status_code == 400 and "gzip" in broken.json()["detail"]
+    cut = await front.http.post("/v1/batch", content=_gzip({"batch": []})[:-12], headers=headers)
+    assert cut.status_code == 400 and "gzip" in cut.json()["detail"]
+    # Where gzip is not taken, an encoding is refused rather than read as garbage.
+    other = await front.http.post("/v1/referrals", content=_gzip({}), headers=headers)
+    assert other.status_code == 415 and "Content-Encoding" in other.json()["detail"]
+
+
+async def test_the_official_segment_client_with_gzip_on(env: WorkflowEnvironment, tmp_path: Path) -> None:
+    stack = ApiStack(env.client.service_client.config.target_host, tmp_path, f"gz-{uuid.uuid4().hex[:8]}")
+    await asyncio.to_thread(stack.start)
+    customer, errors = f"gzs-{uuid.uuid4().hex[:6]}", []
+    client = segment.Client(write_key=WRITE_KEY, host=stack.url, gzip=True, max_retries=0, upload_size=100,
+                            on_error=lambda err, batch: errors.append(err))  # fmt: skip
+
+    def send() -> None:
+        client.identify(customer, {"email": f"{customer}@gz.example", "name": "Grace", "company": "Navy"})
+        client.track(customer, "NPS Survey Submitted", {"score": 10})
+        client.flush()
+
+    try:
+        await asyncio.to_thread(send)
+        assert errors == []
+        with database(stack.db_url) as sessions, sessions() as session:
+            stored = set(session.scalars(select(Event.type).where(Event.customer_id == customer)))
+        assert stored == {"customer_profile", "nps_response"}
+    finally:
+        await asyncio.to_thread(stack.stop)
