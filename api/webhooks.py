@@ -34,7 +34,7 @@ from api import auth
 from api.deps import Deps, deps
 from api.schemas import Problem, WebhookResult
 from client.events import new_event
-from client.ingest import Item
+from client.ingest import Item, unstorable
 from client.journeys import handle
 from plumbing.config import Settings
 from storage.models import Message, WebhookEvent, WebhookReceipt
@@ -44,6 +44,7 @@ from workflows.model import EmailFeedbackInput
 log = logging.getLogger("advocacy.api")
 router = APIRouter(tags=["webhooks"])
 MAX_AGE_SECONDS = 300
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
 MAX_BODY = 5 * 1024 * 1024
 UNDELIVERABLE = {"bounce", "dropped"}
 OPT_OUT = {"unsubscribe", "group_unsubscribe", "spamreport"}
@@ -145,6 +146,17 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _unusable(event: Any) -> str | None:
+    """Why one event of a post cannot be kept, or None."""
+    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+        return "not an object with an 'event' name"
+    timestamp = event.get("timestamp")
+    if timestamp is not None and not (_number(timestamp) and 0 <= timestamp <= MAX_TIMESTAMP):
+        return f"timestamp: not a Unix time in seconds: {str(timestamp)[:40]}"
+    unfit = unstorable(event)
+    return f"{unfit[0]}: {unfit[1]}" if unfit else None
+
+
 def _text(value: Any) -> str | None:
     return str(value)[:255] if value not in (None, "") else None
 
@@ -169,8 +181,10 @@ async def sendgrid_events(request: Request) -> WebhookResult:
     if not isinstance(events, list):
         raise HTTPException(400, "body: expected a JSON list of events")
     result = WebhookResult(accepted=0, duplicates=0, ignored=0)
-    for event in events:
-        if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+    for index, event in enumerate(events):
+        problem = _unusable(event)
+        if problem:  # this one event is skipped; the others in the post are kept
+            log.warning("webhook event %d ignored: %s", index, problem)
             result.ignored += 1
             continue
         key = dedupe_key(event)

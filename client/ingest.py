@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -80,6 +81,11 @@ class Ingest:
         to_apply: list[tuple[int, CustomerEvent]] = []
         to_record: list[CustomerEvent] = []
         for item in items:
+            # One item the database cannot keep must not fail the others stored with it.
+            unfit = unstorable(item.raw)
+            if unfit is not None:
+                outcome.errors.append(ItemError(item.index, *unfit))
+                continue
             if not item.apply:
                 to_record.append(_record_only(item.raw))
                 continue
@@ -175,6 +181,26 @@ class _Delivery:
     delivered: list[str] = field(default_factory=list)
     refused: list[tuple[str, ItemError]] = field(default_factory=list)
     failure: Exception | None = None
+
+
+def unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """(field, reason) of the first value no database column can keep: NaN or Infinity (Python's JSON
+    reader takes them, JSON and PostgreSQL do not), or a NUL character (PostgreSQL refuses it in text)."""
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return where or "value", "must be a finite number (not NaN or Infinity)"
+        if isinstance(item, str) and "\x00" in item:
+            return where or "value", "must not contain the NUL character"
+        if isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                if isinstance(key, str) and "\x00" in key:
+                    return where or "value", "keys must not contain the NUL character"
+                stack.append((f"{where}.{key}" if where else str(key), child))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", child) for i, child in reversed(list(enumerate(item))))
+    return None
 
 
 def _record_only(raw: dict[str, Any]) -> CustomerEvent:

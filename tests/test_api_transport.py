@@ -7,6 +7,7 @@ import asyncio
 import gzip
 import json
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ import starter
 from api import webhooks
 from api.app import create_app
 from api.segment import MAX_BATCH_BYTES
+from client.events import new_event
 from plumbing.config import DEFAULT_PLAYBOOK, Settings
 from storage.db import alembic_config, database
 from storage.models import Event
@@ -189,3 +191,49 @@ async def test_the_official_segment_client_with_gzip_on(env: WorkflowEnvironment
         assert stored == {"customer_profile", "nps_response"}
     finally:
         await asyncio.to_thread(stack.stop)
+
+
+async def test_one_bad_segment_item_is_refused_and_the_rest_kept(front: Front) -> None:
+    customer = f"bad-{uuid.uuid4().hex[:6]}"
+
+    def track(n: int, **extra: Any) -> dict[str, Any]:
+        return {"type": "track", "messageId": f"{customer}-{n}", "userId": customer, "event": "Milestone Reached",
+                "timestamp": "2026-11-20T10:00:00Z", **extra}  # fmt: skip
+
+    batch = [track(0), track(1, timestamp="0001-01-01T00:00:00+05:00"), track(2, timestamp="9999-12-31T23:30:00-05:00"),
+             track(3, properties={"value": float("nan")}), track(4, event="Viewed Pricing", properties={"x": float("inf")}),
+             track(5, properties={"milestone": "a\u0000b"}), track(6)]  # fmt: skip
+    body = json.dumps({"batch": batch})  # NaN and Infinity as Python writes them (not JSON, but sent)
+    answer = await front.http.post("/v1/batch", content=body, headers={**WRITE, "Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["accepted"] == 2 and result["recorded_only"] == 0
+    assert [(e["index"], e["field"]) for e in result["errors"]] == [
+        (1, "timestamp"), (2, "timestamp"), (3, "properties.value"), (4, "properties.x"), (5, "properties.milestone")]  # fmt: skip
+    assert sorted(e.event_id for e in front.events(customer)) == [f"{customer}-0", f"{customer}-6"]
+
+
+async def test_one_bad_contract_event_is_refused_and_the_rest_kept(front: Front) -> None:
+    customer = f"badc-{uuid.uuid4().hex[:6]}"
+    good = new_event(customer, "usage_milestone", {"milestone": "first"})
+    early = {**new_event(customer, "usage_milestone", {"milestone": "x"}), "occurred_at": "0001-01-01T00:00:00+05:00"}
+    nan = new_event(customer, "usage_milestone", {"milestone": "y", "value": float("nan")})
+    body = json.dumps([early, nan, good])
+    answer = await front.http.post("/v1/events", content=body, headers={**WRITE, "Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    assert [(e["index"], e["field"]) for e in answer.json()["errors"]] == [(0, "occurred_at"), (1, "data.value")]
+    assert [e.event_id for e in front.events(customer)] == [good["event_id"]]
+
+
+async def test_one_bad_webhook_event_is_ignored_and_the_rest_kept(front: Front) -> None:
+    customer = f"whbad-{uuid.uuid4().hex[:6]}"
+
+    def event(kind: str, timestamp: Any) -> dict[str, Any]:
+        return {"event": kind, "email": f"{customer}@x.example", "timestamp": timestamp, "customer_id": customer,
+                "sg_message_id": f"m-{kind}", "idempotency_key": f"{customer}:review-1:{kind}"}  # fmt: skip
+
+    body = json.dumps([event("delivered", float("nan")), event("open", 1e300), event("spamreport", int(time.time()))])
+    answer = await front.http.post("/v1/webhooks/sendgrid", content=body, headers={**WRITE, "Content-Type": "application/json"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"accepted": 1, "duplicates": 0, "ignored": 2}
+    assert [e.type for e in front.events(customer)] == ["unsubscribed"]  # the spam report reached the journey
