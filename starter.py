@@ -83,8 +83,9 @@ def load_events(source: str) -> list[dict[str, Any]]:
 async def cmd_send_event(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
-    from client.ingest import Ingest, store_events
+    from client.ingest import CONFLICT, Ingest, store_events
     from storage.db import database
+    from storage.event_log import conflicts
 
     try:
         raws = load_events(args.source)
@@ -95,6 +96,12 @@ async def cmd_send_event(args: argparse.Namespace, settings: Settings) -> int:
         # Every accepted event is kept once in the database, pending until its signal succeeded.
         record = not args.no_record
         if record:
+            # An event_id taken by a different event is refused, like a bad event: nothing stored or sent.
+            with sessions() as session:
+                clashes = conflicts(session, events)
+            if clashes:
+                named = ", ".join(repr(events[i].event_id) for i in clashes)
+                return _fail(f"invalid event: event_id {named}: {CONFLICT}")
             store_events(sessions, events)
         try:
             client = await _connect(settings)

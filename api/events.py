@@ -20,6 +20,7 @@ from client.journeys import get_state
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": IngestResult, "description": "invalid events, each named with its index and field"},
     401: {"model": Problem, "description": "missing or wrong key; nothing applied"},
+    409: {"model": IngestResult, "description": "event_id already used by a different event; nothing applied"},
     413: {"model": Problem, "description": "request larger than the limit (500 KB, also once gzip is inflated)"},
     415: {"model": Problem, "description": "a Content-Encoding other than gzip"},
     503: {
@@ -38,8 +39,11 @@ async def _json_body(request: Request) -> Any:
 
 
 def _answer(outcome: Outcome) -> JSONResponse:
-    # Some items applied: 200 with the failures listed; none applied and some failed: 400.
-    status = 400 if outcome.errors and not (outcome.accepted or outcome.recorded_only) else 200
+    # Some items applied: 200 with the failures listed; none applied and some failed: 400, or 409
+    # when every failure is an event_id already taken by a different event.
+    status = 200
+    if outcome.errors and not (outcome.accepted or outcome.recorded_only):
+        status = 409 if outcome.conflicts == len(outcome.errors) else 400
     return JSONResponse(outcome.body(), status_code=status)
 
 

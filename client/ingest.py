@@ -26,7 +26,7 @@ from temporalio.client import Client
 from temporalio.common import MetricMeter
 
 from client.journeys import JourneyEndedError, send_event
-from storage.event_log import RECORDED, mark_delivery, pending_events, record_events, relay_turn
+from storage.event_log import RECORDED, conflicts, mark_delivery, pending_events, record_events, relay_turn
 from workflows.events import EventError, event_to_dict, iso, parse_event, parse_timestamp
 from workflows.model import CustomerEvent
 
@@ -42,11 +42,15 @@ class ItemError:
     message: str
 
 
+CONFLICT = "already used by a different event (customer_id, type or data differ): a retry must send the same event"
+
+
 @dataclass
 class Outcome:
     accepted: int = 0
     recorded_only: int = 0
     errors: list[ItemError] = field(default_factory=list)
+    conflicts: int = 0  # errors that are an event_id taken by a different event
 
     def body(self) -> dict[str, Any]:
         return {
@@ -79,7 +83,7 @@ class Ingest:
         """Store the valid items, then deliver them; raises RPCError when Temporal failed (the events stay pending)."""
         outcome = outcome or Outcome()
         to_apply: list[tuple[int, CustomerEvent]] = []
-        to_record: list[CustomerEvent] = []
+        to_record: list[tuple[int, CustomerEvent]] = []
         for item in items:
             # One item the database cannot keep must not fail the others stored with it.
             unfit = unstorable(item.raw)
@@ -87,7 +91,7 @@ class Ingest:
                 outcome.errors.append(ItemError(item.index, *unfit))
                 continue
             if not item.apply:
-                to_record.append(_record_only(item.raw))
+                to_record.append((item.index, _record_only(item.raw)))
                 continue
             try:
                 event = parse_event(item.raw)
@@ -96,8 +100,18 @@ class Ingest:
                 continue
             to_apply.append((item.index, event))
         if to_apply or to_record:
-            await asyncio.to_thread(store_events, self.sessions, [e for _, e in to_apply], to_record)
-            for event in [e for _, e in to_apply] + to_record:
+            clashes = set(
+                await asyncio.to_thread(
+                    store_events, self.sessions, [e for _, e in to_apply], [e for _, e in to_record]
+                )
+            )
+            both, offset = to_apply + to_record, len(to_apply)
+            for position in sorted(clashes):
+                outcome.errors.append(ItemError(both[position][0], "event_id", CONFLICT))
+                outcome.conflicts += 1
+            to_apply = [pair for position, pair in enumerate(to_apply) if position not in clashes]
+            to_record = [pair for position, pair in enumerate(to_record, offset) if position not in clashes]
+            for _, event in to_apply + to_record:
                 self.ingested.add(1, {"type": event.type})
         outcome.recorded_only += len(to_record)
         accepted, errors = await self.deliver(to_apply)
@@ -160,18 +174,26 @@ class Ingest:
 
 def store_events(
     sessions: sessionmaker[Session], to_apply: list[CustomerEvent], to_record: list[CustomerEvent] | None = None
-) -> None:
-    """Keep each event once, `pending` until delivered (`to_record`: kept, never delivered)."""
+) -> list[int]:
+    """Keep each event once, `pending` until delivered (`to_record`: kept, never delivered).
+
+    Returns the positions in `to_apply + to_record` refused (and not stored): their event_id is
+    taken by a different event. They must not be delivered either.
+    """
+    both = [*to_apply, *(to_record or [])]
     for attempt in range(3):
         try:
             with sessions.begin() as session:
-                record_events(session, to_apply)
-                record_events(session, to_record or [], RECORDED)
-            return
+                clashes = set(conflicts(session, both))
+                kept = [(i, e) for i, e in enumerate(both) if i not in clashes]
+                record_events(session, [e for i, e in kept if i < len(to_apply)])
+                record_events(session, [e for i, e in kept if i >= len(to_apply)], RECORDED)
+            return sorted(clashes)
         except IntegrityError:
             # A concurrent request stored some of the same event ids first: the rest are stored next try.
             if attempt == 2:
                 raise
+    raise AssertionError("unreachable")
 
 
 @dataclass

@@ -20,6 +20,7 @@ import segment.analytics as segment
 import uvicorn
 from alembic import command
 from sqlalchemy import select
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 import starter
@@ -27,10 +28,12 @@ from api import webhooks
 from api.app import create_app
 from api.segment import MAX_BATCH_BYTES
 from client.events import new_event
+from client.ingest import CONFLICT
 from plumbing.config import DEFAULT_PLAYBOOK, Settings
 from storage.db import alembic_config, database
 from storage.models import Event
 from tests.api_stack import READ_KEY, WRITE_KEY, ApiStack
+from workflows.model import workflow_id_for
 
 WRITE = {"Authorization": f"Bearer {WRITE_KEY}"}
 
@@ -82,13 +85,14 @@ async def front(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Front
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api", timeout=30) as http:
-            yield Front(http, db_url)
+            yield Front(http, db_url, env.client)
 
 
 @dataclass
 class Front:
     http: httpx.AsyncClient
     db_url: str
+    client: Client
 
     def events(self, customer: str) -> list[Event]:
         with database(self.db_url) as sessions, sessions() as session:
@@ -237,3 +241,33 @@ async def test_one_bad_webhook_event_is_ignored_and_the_rest_kept(front: Front) 
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"accepted": 1, "duplicates": 0, "ignored": 2}
     assert [e.type for e in front.events(customer)] == ["unsubscribed"]  # the spam report reached the journey
+
+
+async def test_a_reused_event_id_with_different_content_is_refused(front: Front) -> None:
+    first, second = f"owner-{uuid.uuid4().hex[:6]}", f"thief-{uuid.uuid4().hex[:6]}"
+    event = new_event(first, "nps_response", {"score": 9})
+    post = {**WRITE, "Content-Type": "application/json"}
+    assert (await front.http.post("/v1/events", json=event, headers=post)).status_code == 200
+    again = await front.http.post("/v1/events", json=event, headers=post)  # the same event: an idempotent retry
+    assert again.status_code == 200 and again.json()["accepted"] == 1
+    for changed in ({**event, "customer_id": second}, {**event, "data": {"score": 2}},
+                    {**event, "type": "csat_response", "data": {"score": 2}}):  # fmt: skip
+        answer = await front.http.post("/v1/events", json=changed, headers=post)
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["errors"] == [{"index": 0, "field": "event_id", "message": CONFLICT}]
+    # In a list, the conflicting item (stored or earlier in the same list) is refused; the rest are kept.
+    fresh = new_event(second, "usage_milestone", {"milestone": "first"})
+    clash = {**fresh, "data": {"milestone": "other"}}
+    answer = await front.http.post("/v1/events", json=[{**event, "customer_id": second}, fresh, clash], headers=post)
+    assert answer.status_code == 200 and answer.json()["accepted"] == 1
+    assert [(e["index"], e["field"]) for e in answer.json()["errors"]] == [(0, "event_id"), (2, "event_id")]
+    assert [e.event_id for e in front.events(second)] == [fresh["event_id"]]
+    assert [(e.event_id, e.data) for e in front.events(first)] == [(event["event_id"], {"score": 9})]
+    # The journey of the second customer never saw the first customer's event.
+    assert await _journey_events(front, second) == 1
+
+
+async def _journey_events(front: Front, customer: str) -> int:
+    """Signals that reached the customer's journey (signal-with-start records one too)."""
+    history = await front.client.get_workflow_handle(workflow_id_for(customer)).fetch_history()
+    return sum(1 for e in history.events if e.HasField("workflow_execution_signaled_event_attributes"))
