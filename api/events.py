@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
@@ -11,6 +10,7 @@ from fastapi.responses import JSONResponse
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import auth
+from api.bodies import parse_json
 from api.deps import AppDeps, deps
 from api.schemas import CONTRACT_EVENT_BODY, IngestResult, JourneyStateModel, Problem, segment_body
 from api.segment import SegmentError, convert
@@ -31,11 +31,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 async def _json_body(request: Request) -> Any:
-    body = await request.body()  # authenticated, at most MAX_BATCH_BYTES, inflated (api/transport.py)
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise HTTPException(400, "body: not valid JSON") from None
+    # Authenticated, at most MAX_BATCH_BYTES, inflated (api/transport.py).
+    return parse_json(await request.body())
 
 
 def _answer(outcome: Outcome) -> JSONResponse:

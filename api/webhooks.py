@@ -31,6 +31,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import auth
+from api.bodies import parse_json
 from api.deps import Deps, deps
 from api.schemas import Problem, WebhookResult
 from client.events import new_event
@@ -174,10 +175,7 @@ async def sendgrid_events(request: Request) -> WebhookResult:
         signature = request.headers.get(EventWebhookHeader.SIGNATURE, "")
         if not await asyncio.to_thread(_first_time, d, signature):
             raise HTTPException(401, "replayed: this signed post was already received")
-    try:
-        events = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise HTTPException(400, "body: not valid JSON") from None
+    events = parse_json(body)
     if not isinstance(events, list):
         raise HTTPException(400, "body: expected a JSON list of events")
     result = WebhookResult(accepted=0, duplicates=0, ignored=0)

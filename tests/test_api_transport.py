@@ -271,3 +271,20 @@ async def _journey_events(front: Front, customer: str) -> int:
     """Signals that reached the customer's journey (signal-with-start records one too)."""
     history = await front.client.get_workflow_handle(workflow_id_for(customer)).fetch_history()
     return sum(1 for e in history.events if e.HasField("workflow_execution_signaled_event_attributes"))
+
+
+@pytest.mark.parametrize("path", POSTS)
+async def test_deeply_nested_json_is_a_clear_400(front: Front, path: str) -> None:
+    for body in ("[" * 60_000, "[" * 100 + "]" * 100, '{"a":' * 70 + "1" + "}" * 70):
+        answer = await front.http.post(path, content=body, headers={**WRITE, "Content-Type": "application/json"})
+        assert answer.status_code in (400, 422), (path, answer.text)
+        if path.startswith(("/v1/events", "/v1/track", "/v1/identify", "/v1/batch", "/v1/webhooks")):
+            assert answer.json()["detail"] == "body: nested deeper than 64 levels"
+
+
+@pytest.mark.parametrize("token", ["a.\u00b2.c", "YQ.1.\u00e9\u00e9", "YQ." + "9" * 5000 + ".c", "YQ.1." + "a" * 5000,
+                                   "%FF.1.c", "YQ.-1.c"])  # fmt: skip
+async def test_a_malformed_unsubscribe_token_gets_the_invalid_link_page(front: Front, token: str) -> None:
+    for method in ("GET", "POST"):
+        answer = await front.http.request(method, f"/u/{token}")
+        assert answer.status_code == 400 and "This link does not work" in answer.text, (method, answer.text[:200])
