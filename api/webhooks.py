@@ -92,27 +92,28 @@ class JourneysUnavailable(Exception):
     """Temporal did not take an event this time; SendGrid should post again."""
 
 
-def _signature_hash(signature: str) -> str:
-    return hashlib.sha256(signature.encode()).hexdigest()
+def _receipt_key(timestamp: str, body: bytes) -> str:
+    """A signed post's identity: what the signature covers (timestamp and body), not the signature's text,
+    which has more than one valid encoding (ECDSA's (r, n - s), base64 variants)."""
+    return hashlib.sha256(timestamp.encode() + b"." + hashlib.sha256(body).digest()).hexdigest()
 
 
-def _first_time(d: Deps, signature: str) -> bool:
+def _first_time(d: Deps, receipt: str) -> bool:
     try:
         with d.sessions.begin() as session:
-            session.add(
-                WebhookReceipt(signature_hash=_signature_hash(signature), received_at=datetime.now(timezone.utc))
-            )
+            # The column keeps its name; it holds the receipt key.
+            session.add(WebhookReceipt(signature_hash=receipt, received_at=datetime.now(timezone.utc)))
         return True
     except IntegrityError:
         return False
 
 
-def _unreceive(d: Deps, key: str, signature: str | None) -> None:
+def _unreceive(d: Deps, key: str, receipt: str | None) -> None:
     """Undo the dedupe row (and the post's receipt) of an event that did not reach its journey."""
     with d.sessions.begin() as session:
         session.execute(delete(WebhookEvent).where(WebhookEvent.dedupe_key == key))
-        if signature:
-            session.execute(delete(WebhookReceipt).where(WebhookReceipt.signature_hash == _signature_hash(signature)))
+        if receipt:
+            session.execute(delete(WebhookReceipt).where(WebhookReceipt.signature_hash == receipt))
 
 
 def dedupe_key(event: dict[str, Any]) -> str:
@@ -169,11 +170,11 @@ async def sendgrid_events(request: Request) -> WebhookResult:
     d = deps(request)
     admit(request, d.settings)
     body = await request.body()  # at most MAX_BODY (api/transport.py)
-    signature = None
+    receipt = None
     if d.settings.sendgrid_webhook_public_key:
         _verify(request, d, body)
-        signature = request.headers.get(EventWebhookHeader.SIGNATURE, "")
-        if not await asyncio.to_thread(_first_time, d, signature):
+        receipt = _receipt_key(request.headers.get(EventWebhookHeader.TIMESTAMP, ""), body)
+        if not await asyncio.to_thread(_first_time, d, receipt):
             raise HTTPException(401, "replayed: this signed post was already received")
     events = parse_json(body)
     if not isinstance(events, list):
@@ -192,7 +193,7 @@ async def sendgrid_events(request: Request) -> WebhookResult:
         try:
             await _to_journey(d, event)
         except JourneysUnavailable as err:
-            await asyncio.to_thread(_unreceive, d, key, signature)
+            await asyncio.to_thread(_unreceive, d, key, receipt)
             raise HTTPException(503, f"journeys unavailable, post again: {err}") from None
         result.accepted += 1
     return result

@@ -4,6 +4,8 @@ authentication before the body, gzip from Segment's clients."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import gzip
 import json
 import secrets
@@ -11,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,9 @@ import pytest
 import segment.analytics as segment
 import uvicorn
 from alembic import command
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -31,7 +37,7 @@ from client.events import new_event
 from client.ingest import CONFLICT
 from plumbing.config import DEFAULT_PLAYBOOK, Settings
 from storage.db import alembic_config, database
-from storage.models import Event
+from storage.models import Event, Message, WebhookEvent
 from tests.api_stack import READ_KEY, WRITE_KEY, ApiStack
 from workflows.model import workflow_id_for
 
@@ -73,19 +79,24 @@ def test_the_api_starts_with_a_strong_unsubscribe_secret(monkeypatch: pytest.Mon
     assert starter.main(["api"]) == 0 and served == [True]
 
 
-@pytest.fixture
-async def front(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Front]:
+@contextlib.asynccontextmanager
+async def serve_front(env: WorkflowEnvironment, tmp_path: Path, **settings: Any) -> AsyncIterator[Front]:
     """The app in this process (its lifespan run, no server), so a test sees each chunk the app pulls."""
     db_url = f"sqlite:///{tmp_path / 'api.db'}"
     command.upgrade(alembic_config(db_url), "head")
-    settings = replace(Settings.from_env(), database_url=db_url, task_queue=f"front-{uuid.uuid4().hex[:8]}",
-                       playbook_path=DEFAULT_PLAYBOOK, api_write_keys=(WRITE_KEY,), api_read_keys=(READ_KEY,),
-                       sendgrid_webhook_public_key="")  # fmt: skip
-    app = create_app(settings, env.client)
+    defaults = {"database_url": db_url, "task_queue": f"front-{uuid.uuid4().hex[:8]}", "playbook_path": DEFAULT_PLAYBOOK,
+                "api_write_keys": (WRITE_KEY,), "api_read_keys": (READ_KEY,), "sendgrid_webhook_public_key": ""}  # fmt: skip
+    app = create_app(replace(Settings.from_env(), **{**defaults, **settings}), env.client)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api", timeout=30) as http:
             yield Front(http, db_url, env.client)
+
+
+@pytest.fixture
+async def front(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Front]:
+    async with serve_front(env, tmp_path) as front:
+        yield front
 
 
 @dataclass
@@ -288,3 +299,64 @@ async def test_a_malformed_unsubscribe_token_gets_the_invalid_link_page(front: F
     for method in ("GET", "POST"):
         answer = await front.http.request(method, f"/u/{token}")
         assert answer.status_code == 400 and "This link does not work" in answer.text, (method, answer.text[:200])
+
+
+def _signed(private: ec.EllipticCurvePrivateKey, body: str) -> dict[str, str]:
+    timestamp = str(int(time.time()))
+    signature = private.sign((timestamp + body).encode(), ec.ECDSA(hashes.SHA256()))
+    return {"X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp, "Content-Type": "application/json"}  # fmt: skip
+
+
+def _malleated(headers: dict[str, str]) -> dict[str, str]:
+    """The same signature in another valid encoding: ECDSA's (r, n - s) verifies as well as (r, s)."""
+    r, s = decode_dss_signature(base64.b64decode(headers["X-Twilio-Email-Event-Webhook-Signature"]))
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256's group order
+    other = base64.b64encode(encode_dss_signature(r, order - s)).decode()
+    return {**headers, "X-Twilio-Email-Event-Webhook-Signature": other}
+
+
+async def test_a_signed_webhook_post_replayed_with_a_re_encoded_signature_is_refused(
+    env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    async with serve_front(env, tmp_path, sendgrid_webhook_public_key=base64.b64encode(public).decode()) as front:
+        body = json.dumps([{"event": "processed", "email": "someone@else.example", "timestamp": int(time.time())}])
+        headers = _signed(private, body)
+        assert (await front.http.post("/v1/webhooks/sendgrid", content=body, headers=headers)).status_code == 200
+        for replay in (headers, _malleated(headers)):
+            answer = await front.http.post("/v1/webhooks/sendgrid", content=body, headers=replay)
+            assert answer.status_code == 401 and "replayed" in answer.json()["detail"], answer.text
+
+
+def _outbox_row(front: Front, customer: str, key: str, provider_id: str) -> None:
+    now = datetime.now(timezone.utc)
+    with database(front.db_url) as sessions, sessions.begin() as session:
+        session.add(Message(idempotency_key=key, customer_id=customer, ask_id="review-1", program="review",
+                            template="ask_review", locale="en", to_email=f"{customer}@x.example", subject="s",
+                            html="h", text="t", status="sent", provider="sendgrid", provider_message_id=provider_id,
+                            created_at=now, sent_at=now))  # fmt: skip
+
+
+async def test_a_webhook_event_acts_on_the_customer_of_the_outbox_row_it_names(front: Front) -> None:
+    owner, other = f"own-{uuid.uuid4().hex[:6]}", f"oth-{uuid.uuid4().hex[:6]}"
+    key = f"{owner}:review-1:invite"
+    _outbox_row(front, owner, key, f"pm-{owner}")
+    now = int(time.time())
+    events = [
+        # Names the owner's message but another customer: refused, nothing marked for either.
+        {"event": "bounce", "timestamp": now, "idempotency_key": key, "customer_id": other, "reason": "550"},
+        {"event": "dropped", "timestamp": now, "sg_message_id": f"pm-{owner}.filter0001", "customer_id": other},
+        # Names the message only: the owner's.
+        {"event": "spamreport", "timestamp": now, "idempotency_key": key},
+    ]  # fmt: skip
+    answer = await front.http.post("/v1/webhooks/sendgrid", json=events, headers=WRITE)
+    assert answer.status_code == 200 and answer.json() == {"accepted": 1, "duplicates": 0, "ignored": 2}
+    assert [e.type for e in front.events(owner)] == ["unsubscribed"] and front.events(other) == []
+    with database(front.db_url) as sessions, sessions() as session:
+        (row,) = session.scalars(select(Message).where(Message.idempotency_key == key))
+        assert row.bounced_at is None and row.last_event == "spamreport"
+        assert set(session.scalars(select(WebhookEvent.customer_id))) == {owner}
