@@ -1,4 +1,6 @@
-"""SendGrid's event webhook: verified, de-duplicated on our own keys, mapped back to journeys by custom_args.
+"""SendGrid's event webhook: verified, de-duplicated on our own keys, mapped back to journeys through the
+outbox row an event names (custom_args' idempotency key, or sg_message_id); custom_args' customer_id only
+when it names no message we sent, and never against the row.
 
 - bounce, dropped: the address is undeliverable; email asks stop (update `email_feedback`);
 - unsubscribe, group_unsubscribe, spamreport: the customer is opted out (an `unsubscribed` event);
@@ -20,6 +22,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,6 +30,7 @@ from fastapi import APIRouter, HTTPException, Request
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -122,26 +126,56 @@ def dedupe_key(event: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
 
 
-def _store(d: Deps, event: dict[str, Any], key: str) -> bool:
-    """Store the event once and update its outbox row; False for a duplicate."""
+@dataclass(frozen=True)
+class Owner:
+    """Whose email an event is about: from the outbox row it names, else from its custom_args."""
+
+    customer_id: str | None
+    ask_id: str | None
+
+
+class NotTheirs(Exception):
+    """The event names one customer's outbox message and claims another customer."""
+
+
+def _outbox_row(session: Session, event: dict[str, Any]) -> Message | None:
+    if event.get("idempotency_key"):
+        return session.scalar(select(Message).where(Message.idempotency_key == str(event["idempotency_key"])))
+    if event.get("sg_message_id") and event.get("customer_id"):
+        # SendGrid's sg_message_id is our X-Message-Id followed by ".filter...".
+        provider_id = str(event["sg_message_id"]).split(".", 1)[0]
+        return session.scalars(select(Message).where(Message.provider_message_id == provider_id)).first()
+    return None
+
+
+def _store(d: Deps, event: dict[str, Any], key: str) -> Owner | None:
+    """Store the event once and update its outbox row; None for a duplicate.
+
+    The customer comes from the outbox row the event names; its own customer_id only when it
+    names no message we sent. A customer_id that contradicts the row raises NotTheirs, nothing stored.
+    """
     kind = str(event.get("event", ""))[:32]
     at = datetime.fromtimestamp(float(event["timestamp"]), timezone.utc) if _number(event.get("timestamp")) else None
+    claimed = _text(event.get("customer_id"))
     try:
         with d.sessions.begin() as session:
+            row = _outbox_row(session, event)
+            if row is not None and claimed is not None and claimed != row.customer_id:
+                raise NotTheirs(f"{kind} names a message to {row.customer_id} but claims customer {claimed}")
+            owner = (
+                Owner(row.customer_id, row.ask_id) if row is not None else Owner(claimed, _text(event.get("ask_id")))
+            )
             session.add(WebhookEvent(dedupe_key=key, event=kind, idempotency_key=_text(event.get("idempotency_key")),
-                                     customer_id=_text(event.get("customer_id")), received_at=datetime.now(timezone.utc),
+                                     customer_id=owner.customer_id, received_at=datetime.now(timezone.utc),
                                      payload=event))  # fmt: skip
-            row = None
-            if event.get("idempotency_key"):
-                row = session.scalar(select(Message).where(Message.idempotency_key == str(event["idempotency_key"])))
             if row is not None:
                 row.last_event = kind
                 column = ON_ROW.get(kind)
                 if column and getattr(row, column) is None:
                     setattr(row, column, at or datetime.now(timezone.utc))
-        return True
+        return owner
     except IntegrityError:
-        return False
+        return None
 
 
 def _number(value: Any) -> bool:
@@ -187,11 +221,17 @@ async def sendgrid_events(request: Request) -> WebhookResult:
             result.ignored += 1
             continue
         key = dedupe_key(event)
-        if not await asyncio.to_thread(_store, d, event, key):
+        try:
+            owner = await asyncio.to_thread(_store, d, event, key)
+        except NotTheirs as err:
+            log.warning("webhook event %d refused: %s", index, err)
+            result.ignored += 1
+            continue
+        if owner is None:
             result.duplicates += 1
             continue
         try:
-            await _to_journey(d, event)
+            await _to_journey(d, event, owner)
         except JourneysUnavailable as err:
             await asyncio.to_thread(_unreceive, d, key, receipt)
             raise HTTPException(503, f"journeys unavailable, post again: {err}") from None
@@ -199,11 +239,10 @@ async def sendgrid_events(request: Request) -> WebhookResult:
     return result
 
 
-async def _to_journey(d: Deps, event: dict[str, Any]) -> None:
-    kind, customer = event["event"], _text(event.get("customer_id"))
+async def _to_journey(d: Deps, event: dict[str, Any], owner: Owner) -> None:
+    kind, customer, ask_id = event["event"], owner.customer_id, owner.ask_id
     if customer is None:
-        return  # not one of ours (no custom_args)
-    ask_id = _text(event.get("ask_id"))
+        return  # not one of ours (no custom_args, no outbox row)
     try:
         if kind in UNDELIVERABLE:
             reason = str(event.get("reason") or event.get("type") or kind)[:200]
