@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -38,6 +39,9 @@ from plumbing.config import Settings, weak_secret
 from plumbing.entrypoint import exit_now
 from workflows.events import EventError, parse_event
 from workflows.model import ChurnInput, OptOutInput, PauseInput, SubmitReferralInput, workflow_id_for
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+DEFAULT_UI_ORIGINS = ["http://localhost:8233", "http://localhost:8080"]  # the dev server's UI, compose's UI
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -278,7 +282,13 @@ async def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(str(err))
     if codec is None:
         return _fail("set PAYLOAD_ENCRYPTION_KEY: the codec server decodes with the keys you hold")
-    app = create_codec_app(codec, args.ui_origin)
+    token = os.environ.get("CODEC_AUTH_TOKEN", "")
+    if token or args.host not in LOOPBACK:
+        # Whoever reaches it reads every payload: off this machine, only with a strong token.
+        problem = weak_secret("CODEC_AUTH_TOKEN", token)
+        if problem:
+            return _fail(f"{problem} (or bind the codec server to 127.0.0.1)")
+    app = create_codec_app(codec, args.ui_origin or DEFAULT_UI_ORIGINS, token=token or None)
     await uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info")).serve()
     return 0
 
@@ -359,7 +369,8 @@ def parser() -> argparse.ArgumentParser:
     codec = sub.add_parser("codec-server", help="the Web UI's codec endpoint for encrypted payloads")
     codec.add_argument("--host", default="127.0.0.1")
     codec.add_argument("--port", type=int, default=8888)
-    codec.add_argument("--ui-origin", action="append", default=["http://localhost:8233", "http://localhost:8080"])
+    codec.add_argument("--ui-origin", action="append", help=f"the Web UI's origin for CORS (repeat for more); "
+                       f"default {' and '.join(DEFAULT_UI_ORIGINS)}")  # fmt: skip
     forget = sub.add_parser("forget", help="right to erasure: end the journey, delete or anonymise all PII")
     forget.add_argument("customer_id")
     template_commands.add_parser(sub)
