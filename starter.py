@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -34,10 +35,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from cli import templates as template_commands
 from client.connect import connect as _connect
-from plumbing.config import Settings
+from plumbing.config import Settings, weak_secret
 from plumbing.entrypoint import exit_now
 from workflows.events import EventError, parse_event
 from workflows.model import ChurnInput, OptOutInput, PauseInput, SubmitReferralInput, workflow_id_for
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+DEFAULT_UI_ORIGINS = ["http://localhost:8233", "http://localhost:8080"]  # the dev server's UI, compose's UI
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -83,8 +87,9 @@ def load_events(source: str) -> list[dict[str, Any]]:
 async def cmd_send_event(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
-    from client.ingest import Ingest, store_events
+    from client.ingest import CONFLICT, Ingest, store_events
     from storage.db import database
+    from storage.event_log import conflicts
 
     try:
         raws = load_events(args.source)
@@ -95,6 +100,12 @@ async def cmd_send_event(args: argparse.Namespace, settings: Settings) -> int:
         # Every accepted event is kept once in the database, pending until its signal succeeded.
         record = not args.no_record
         if record:
+            # An event_id taken by a different event is refused, like a bad event: nothing stored or sent.
+            with sessions() as session:
+                clashes = conflicts(session, events)
+            if clashes:
+                named = ", ".join(repr(events[i].event_id) for i in clashes)
+                return _fail(f"invalid event: event_id {named}: {CONFLICT}")
             store_events(sessions, events)
         try:
             client = await _connect(settings)
@@ -254,6 +265,10 @@ async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
     if not settings.api_write_keys or not settings.api_read_keys:
         return _fail("set API_WRITE_KEYS and API_READ_KEYS (comma-separated keys) before serving the API")
+    # Anyone who knows the secret can unsubscribe any customer for good: never the published default.
+    problem = weak_secret("UNSUBSCRIBE_SECRET", settings.unsubscribe_secret)
+    if problem:
+        return _fail(problem)
     from plumbing.telemetry import configure_logging
 
     configure_logging()
@@ -275,7 +290,13 @@ async def cmd_codec_server(args: argparse.Namespace, settings: Settings) -> int:
         return _fail(str(err))
     if codec is None:
         return _fail("set PAYLOAD_ENCRYPTION_KEY: the codec server decodes with the keys you hold")
-    app = create_codec_app(codec, args.ui_origin)
+    token = os.environ.get("CODEC_AUTH_TOKEN", "")
+    if token or args.host not in LOOPBACK:
+        # Whoever reaches it reads every payload: off this machine, only with a strong token.
+        problem = weak_secret("CODEC_AUTH_TOKEN", token)
+        if problem:
+            return _fail(f"{problem} (or bind the codec server to 127.0.0.1)")
+    app = create_codec_app(codec, args.ui_origin or DEFAULT_UI_ORIGINS, token=token or None)
     await uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info")).serve()
     return 0
 
@@ -380,7 +401,8 @@ def parser() -> argparse.ArgumentParser:
     codec = sub.add_parser("codec-server", help="the Web UI's codec endpoint for encrypted payloads")
     codec.add_argument("--host", default="127.0.0.1")
     codec.add_argument("--port", type=int, default=8888)
-    codec.add_argument("--ui-origin", action="append", default=["http://localhost:8233", "http://localhost:8080"])
+    codec.add_argument("--ui-origin", action="append", help=f"the Web UI's origin for CORS (repeat for more); "
+                       f"default {' and '.join(DEFAULT_UI_ORIGINS)}")  # fmt: skip
     restore = sub.add_parser("restore", help="start a terminated journey again from its last state")
     restore.add_argument("customer_id")
     forget = sub.add_parser("forget", help="right to erasure: end the journey, delete or anonymise all PII")

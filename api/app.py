@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from api import events, referrals, unsubscribe, webhooks
 from api.deps import Deps
 from api.segment import load_mapping
+from api.transport import BodyGuard
 from client.connect import connect
 from client.ingest import REDELIVER_AFTER, Ingest
 from plumbing.config import Settings
@@ -66,6 +67,8 @@ def create_app(
         "referral links, CRM deals, one-click unsubscribe and the SendGrid event webhook.",
         lifespan=lifespan,
     )
+    # Authenticated and bounded before any route reads a body.
+    app.add_middleware(BodyGuard, settings=settings)
     app.include_router(events.router)
     app.include_router(referrals.router)
     app.include_router(unsubscribe.router)

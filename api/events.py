@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
@@ -11,16 +10,19 @@ from fastapi.responses import JSONResponse
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import auth
+from api.bodies import parse_json
 from api.deps import AppDeps, deps
 from api.schemas import CONTRACT_EVENT_BODY, IngestResult, JourneyStateModel, Problem, segment_body
-from api.segment import MAX_BATCH_BYTES, SegmentError, convert
+from api.segment import SegmentError, convert
 from client.ingest import Item, ItemError, Outcome
 from client.journeys import get_state
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": IngestResult, "description": "invalid events, each named with its index and field"},
     401: {"model": Problem, "description": "missing or wrong key; nothing applied"},
-    413: {"model": Problem, "description": "request larger than the limit"},
+    409: {"model": IngestResult, "description": "event_id already used by a different event; nothing applied"},
+    413: {"model": Problem, "description": "request larger than the limit (500 KB, also once gzip is inflated)"},
+    415: {"model": Problem, "description": "a Content-Encoding other than gzip"},
     503: {
         "model": Problem,
         "description": "Temporal unreachable: the events are stored and will be delivered; retrying is harmless",
@@ -28,19 +30,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _json_body(request: Request, limit: int = MAX_BATCH_BYTES) -> Any:
-    body = await request.body()
-    if len(body) > limit:
-        raise HTTPException(413, f"request larger than {limit // 1024} KB")
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise HTTPException(400, "body: not valid JSON") from None
+async def _json_body(request: Request) -> Any:
+    # Authenticated, at most MAX_BATCH_BYTES, inflated (api/transport.py).
+    return parse_json(await request.body())
 
 
 def _answer(outcome: Outcome) -> JSONResponse:
-    # Some items applied: 200 with the failures listed; none applied and some failed: 400.
-    status = 400 if outcome.errors and not (outcome.accepted or outcome.recorded_only) else 200
+    # Some items applied: 200 with the failures listed; none applied and some failed: 400, or 409
+    # when every failure is an event_id already taken by a different event.
+    status = 200
+    if outcome.errors and not (outcome.accepted or outcome.recorded_only):
+        status = 409 if outcome.conflicts == len(outcome.errors) else 400
     return JSONResponse(outcome.body(), status_code=status)
 
 

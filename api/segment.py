@@ -24,7 +24,8 @@ from typing import Any
 
 import yaml
 
-from workflows.events import EVENT_TYPES, iso
+from client.ingest import unstorable
+from workflows.events import EVENT_TYPES, EventError, iso, parse_timestamp
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -110,6 +111,10 @@ def _get(message: dict[str, Any], path: str) -> Any:
 def _timestamp(message: dict[str, Any]) -> str:
     for key in ("timestamp", "originalTimestamp"):
         if isinstance(message.get(key), str) and message[key]:
+            try:
+                parse_timestamp(message[key], key)
+            except EventError as err:
+                raise SegmentError(err.field, err.message) from None
             return str(message[key])
     return iso(datetime.now(timezone.utc))
 
@@ -118,6 +123,9 @@ def convert(message: Any, mapping: dict[str, dict[str, Any]]) -> Converted:
     """One Segment call as a contract event; SegmentError names the field at fault."""
     if not isinstance(message, dict):
         raise SegmentError("message", "expected a JSON object")
+    unfit = unstorable(message)
+    if unfit is not None:
+        raise SegmentError(*unfit)
     if len(json.dumps(message, separators=(",", ":")).encode()) > MAX_EVENT_BYTES:
         raise SegmentError("message", f"larger than Segment's {MAX_EVENT_BYTES // 1024} KB per event")
     kind = message.get("type")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from temporalio.client import Client
 from temporalio.common import MetricMeter
 
 from client.journeys import JourneyEndedError, send_event
-from storage.event_log import RECORDED, mark_delivery, pending_events, record_events, relay_turn
+from storage.event_log import RECORDED, conflicts, mark_delivery, pending_events, record_events, relay_turn
 from storage.suppressions import suppress
 from workflows.events import EventError, event_to_dict, iso, parse_event, parse_timestamp
 from workflows.model import CustomerEvent
@@ -42,11 +43,15 @@ class ItemError:
     message: str
 
 
+CONFLICT = "already used by a different event (customer_id, type or data differ): a retry must send the same event"
+
+
 @dataclass
 class Outcome:
     accepted: int = 0
     recorded_only: int = 0
     errors: list[ItemError] = field(default_factory=list)
+    conflicts: int = 0  # errors that are an event_id taken by a different event
 
     def body(self) -> dict[str, Any]:
         return {
@@ -79,10 +84,15 @@ class Ingest:
         """Store the valid items, then deliver them; raises RPCError when Temporal failed (the events stay pending)."""
         outcome = outcome or Outcome()
         to_apply: list[tuple[int, CustomerEvent]] = []
-        to_record: list[CustomerEvent] = []
+        to_record: list[tuple[int, CustomerEvent]] = []
         for item in items:
+            # One item the database cannot keep must not fail the others stored with it.
+            unfit = unstorable(item.raw)
+            if unfit is not None:
+                outcome.errors.append(ItemError(item.index, *unfit))
+                continue
             if not item.apply:
-                to_record.append(_record_only(item.raw))
+                to_record.append((item.index, _record_only(item.raw)))
                 continue
             try:
                 event = parse_event(item.raw)
@@ -91,8 +101,18 @@ class Ingest:
                 continue
             to_apply.append((item.index, event))
         if to_apply or to_record:
-            await asyncio.to_thread(store_events, self.sessions, [e for _, e in to_apply], to_record)
-            for event in [e for _, e in to_apply] + to_record:
+            clashes = set(
+                await asyncio.to_thread(
+                    store_events, self.sessions, [e for _, e in to_apply], [e for _, e in to_record]
+                )
+            )
+            both, offset = to_apply + to_record, len(to_apply)
+            for position in sorted(clashes):
+                outcome.errors.append(ItemError(both[position][0], "event_id", CONFLICT))
+                outcome.conflicts += 1
+            to_apply = [pair for position, pair in enumerate(to_apply) if position not in clashes]
+            to_record = [pair for position, pair in enumerate(to_record, offset) if position not in clashes]
+            for _, event in to_apply + to_record:
                 self.ingested.add(1, {"type": event.type})
         outcome.recorded_only += len(to_record)
         accepted, errors = await self.deliver(to_apply)
@@ -155,23 +175,31 @@ class Ingest:
 
 def store_events(
     sessions: sessionmaker[Session], to_apply: list[CustomerEvent], to_record: list[CustomerEvent] | None = None
-) -> None:
-    """Keep each event once, `pending` until delivered (`to_record`: kept, never delivered)."""
+) -> list[int]:
+    """Keep each event once, `pending` until delivered (`to_record`: kept, never delivered).
+
+    Returns the positions in `to_apply + to_record` refused (and not stored): their event_id is
+    taken by a different event. They must not be delivered either.
+    """
+    both = [*to_apply, *(to_record or [])]
     for attempt in range(3):
         try:
             with sessions.begin() as session:
-                record_events(session, to_apply)
-                record_events(session, to_record or [], RECORDED)
-                for event in to_apply:
-                    if event.type == "unsubscribed":
+                clashes = set(conflicts(session, both))
+                kept = [(i, e) for i, e in enumerate(both) if i not in clashes]
+                record_events(session, [e for i, e in kept if i < len(to_apply)])
+                record_events(session, [e for i, e in kept if i >= len(to_apply)], RECORDED)
+                for index, event in kept:
+                    if index < len(to_apply) and event.type == "unsubscribed":
                         # With the event, before any journey hears of it: sends check this, not journey state.
                         why = str(event.data.get("reason") or "unsubscribed event")
                         suppress(session, reason="unsubscribed", source=why, customer_id=event.customer_id)
-            return
+            return sorted(clashes)
         except IntegrityError:
             # A concurrent request stored some of the same event ids first: the rest are stored next try.
             if attempt == 2:
                 raise
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -181,6 +209,26 @@ class _Delivery:
     delivered: list[str] = field(default_factory=list)
     refused: list[tuple[str, ItemError]] = field(default_factory=list)
     failure: Exception | None = None
+
+
+def unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """(field, reason) of the first value no database column can keep: NaN or Infinity (Python's JSON
+    reader takes them, JSON and PostgreSQL do not), or a NUL character (PostgreSQL refuses it in text)."""
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return where or "value", "must be a finite number (not NaN or Infinity)"
+        if isinstance(item, str) and "\x00" in item:
+            return where or "value", "must not contain the NUL character"
+        if isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                if isinstance(key, str) and "\x00" in key:
+                    return where or "value", "keys must not contain the NUL character"
+                stack.append((f"{where}.{key}" if where else str(key), child))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", child) for i, child in reversed(list(enumerate(item))))
+    return None
 
 
 def _record_only(raw: dict[str, Any]) -> CustomerEvent:

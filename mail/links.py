@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import time
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -47,7 +48,8 @@ def unsubscribe_token(customer_id: str, secret: str | None = None, issued_day: i
 def verify_unsubscribe_token(token: str, secret: str | None = None, today: int | None = None) -> str:
     """The customer id a token names; TokenError when it was tampered with, forged or has expired."""
     parts = token.split(".")
-    if len(parts) != 3 or not parts[1].isdigit():
+    # ASCII digits only ('²'.isdigit() is true), a day number of sane length, a hex signature.
+    if len(parts) != 3 or not re.fullmatch(r"[0-9]{1,9}", parts[1]) or not re.fullmatch(r"[0-9a-f]{32}", parts[2]):
         raise TokenError("this link is not a valid unsubscribe link")
     payload, day, signature = parts[0], int(parts[1]), parts[2]
     try:

@@ -11,6 +11,9 @@ DEFAULT_DATABASE_URL = f"sqlite:///{ROOT / 'var' / 'advocacy.db'}"
 DEFAULT_PLAYBOOK = ROOT / "playbooks" / "default.yaml"
 DEMO_PLAYBOOK = ROOT / "playbooks" / "demo.yaml"
 TEMPLATES_DIR = ROOT / "templates"
+# A secret that signs links in customers' mailboxes: long, and none of the strings published in this repository.
+MIN_SECRET_LENGTH = 32
+PLACEHOLDER_SECRETS = frozenset({"change-me", "changeme", "dev-only-unsubscribe-secret", "secret", "demo"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Settings:
     api_read_keys: tuple[str, ...] = ()
     sendgrid_webhook_public_key: str = ""
     segment_mapping_path: Path | None = None
+    # Signs the one-click unsubscribe links; empty: the dev-only default of mail/links.py (the demo).
+    unsubscribe_secret: str = ""
 
     @staticmethod
     def from_env() -> Settings:
@@ -53,7 +58,19 @@ class Settings:
             api_read_keys=_keys(env.get("API_READ_KEYS", "")),
             sendgrid_webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY", "").strip(),
             segment_mapping_path=Path(env["SEGMENT_MAPPING_PATH"]) if env.get("SEGMENT_MAPPING_PATH") else None,
+            unsubscribe_secret=env.get("UNSUBSCRIBE_SECRET", ""),
         )
+
+
+def weak_secret(name: str, value: str) -> str | None:
+    """Why `value` cannot be the production secret `name`, or None when it can."""
+    if not value.strip():
+        return f"set {name} (at least {MIN_SECRET_LENGTH} random characters, e.g. `openssl rand -hex 32`)"
+    if value.strip().lower() in PLACEHOLDER_SECRETS or len(set(value)) < 8:
+        return f"{name} is a placeholder: set a random value (e.g. `openssl rand -hex 32`)"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"{name} is {len(value)} characters: at least {MIN_SECRET_LENGTH} are required"
+    return None
 
 
 def _keys(value: str) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,6 +42,25 @@ def record_events(session: Session, events: Sequence[CustomerEvent], delivery: s
         )
         new += 1
     return new
+
+
+def conflicts(session: Session, events: Sequence[CustomerEvent]) -> list[int]:
+    """Positions of the events whose event_id is taken by a different event, stored or earlier in `events`.
+
+    Different means another customer, type or data; an occurred_at alone does not count (a
+    retry may stamp the same event again), so the same event sent twice stays a duplicate.
+    """
+    ids = {e.event_id for e in events}
+    rows = session.execute(
+        select(Event.event_id, Event.customer_id, Event.type, Event.data).where(Event.event_id.in_(ids))
+    )
+    taken: dict[str, tuple[str, str, Any]] = {row.event_id: (row.customer_id, row.type, row.data) for row in rows}
+    clashes = []
+    for position, event in enumerate(events):
+        content = (event.customer_id, event.type, event.data)
+        if taken.setdefault(event.event_id, content) != content:
+            clashes.append(position)
+    return clashes
 
 
 def mark_delivery(sessions: sessionmaker[Session], delivered: Collection[str], refused: Collection[str] = ()) -> None:

@@ -223,7 +223,8 @@ class WebhookEvent(Base):
 
 
 class WebhookReceipt(Base):
-    """Signed webhook posts already accepted: the same signature again is a replay."""
+    """Signed webhook posts already accepted: the same timestamp and body again is a replay
+    (`signature_hash` holds sha256 of both, api/webhooks.py `_receipt_key`, whatever the signature encoding)."""
 
     __tablename__ = "webhook_receipts"
 

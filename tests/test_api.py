@@ -248,7 +248,7 @@ async def _webhook_story(
     answer = await http.post("/v1/webhooks/sendgrid", content=body, headers=_signed(private, body))
     assert answer.status_code == 200 and answer.json() == {"accepted": 5, "duplicates": 0, "ignored": 0}
     # Replayed, forged, unsigned and stale posts are refused.
-    replay_headers = _signed(private, body)
+    replay_headers = _signed(private, body, now + 1)  # a new post: the same body, signed at another time
     assert (await http.post("/v1/webhooks/sendgrid", content=body, headers=replay_headers)).status_code == 200
     assert (await http.post("/v1/webhooks/sendgrid", content=body, headers=replay_headers)).status_code == 401
     forger, _ = _keypair()

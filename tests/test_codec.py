@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from google.protobuf import json_format
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.testing import WorkflowEnvironment
 
+import starter
 from plumbing.codec import EncryptionCodec, EncryptionKeyError, parse_keys
 from plumbing.codec_server import create_codec_app
 from plumbing.converter import data_converter
@@ -110,3 +114,48 @@ async def test_the_codec_endpoint_decodes_for_the_web_ui() -> None:
             refused = await other.post("/decode", content=body)
             assert refused.status_code == 400 and "does not decrypt" in refused.json()["detail"]
         assert (await http.post("/decode", content="not json")).status_code == 400
+
+
+async def test_the_codec_endpoint_requires_its_token_and_answers_only_the_ui_origin() -> None:
+    codec = EncryptionCodec(parse_keys(_key("k1")))
+    body = json_format.MessageToJson(Payloads(payloads=await codec.encode([_plain("ada@analytical.example")])))
+    token = secrets.token_hex(24)
+    app = create_codec_app(codec, ["http://localhost:8233"], token=token)
+    ui = {"Origin": "http://localhost:8233"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://codec") as http:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+            for path in ("/decode", "/encode"):
+                refused = await http.post(path, content=body, headers={**ui, **headers})
+                assert refused.status_code == 401 and "CODEC_AUTH_TOKEN" in refused.json()["detail"]
+        answer = await http.post("/decode", content=body, headers={**ui, "Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == ui["Origin"]
+        preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+        allowed = await http.options("/decode", headers={**ui, **preflight})
+        assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == ui["Origin"]
+        other = await http.options("/decode", headers={"Origin": "https://evil.example", **preflight})
+        assert "access-control-allow-origin" not in other.headers
+
+
+@pytest.mark.parametrize(
+    ("host", "token", "served"),
+    [("0.0.0.0", None, False), ("10.0.0.5", "short", False), ("0.0.0.0", "t" * 8 + secrets.token_hex(16), True),
+     ("127.0.0.1", None, True), ("localhost", None, True)],
+)  # fmt: skip
+def test_the_codec_server_needs_a_token_unless_bound_to_localhost(
+    host: str, token: str | None, served: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[Any] = []
+
+    async def serve(self: uvicorn.Server, sockets: object = None) -> None:
+        started.append(self.config.app)
+
+    monkeypatch.setattr(uvicorn.Server, "serve", serve)
+    monkeypatch.setenv("PAYLOAD_ENCRYPTION_KEY", _key("k1"))
+    if token is None:
+        monkeypatch.delenv("CODEC_AUTH_TOKEN", raising=False)
+    else:
+        monkeypatch.setenv("CODEC_AUTH_TOKEN", token)
+    code = starter.main(["codec-server", "--host", host, "--ui-origin", "https://ui.example"])
+    assert (code, len(started)) == ((0, 1) if served else (2, 0))
+    if not served:
+        assert "CODEC_AUTH_TOKEN" in capsys.readouterr().err

@@ -118,3 +118,11 @@ def test_ports_do_not_clash_and_the_worker_scales() -> None:
 @pytest.mark.parametrize("path", [ROOT / "Dockerfile", ROOT / ".dockerignore"])
 def test_image_files_exist(path: Path) -> None:
     assert path.is_file() and path.read_text().strip()
+
+
+@pytest.mark.parametrize("name", ["UNSUBSCRIBE_SECRET", "API_WRITE_KEYS", "API_READ_KEYS"])
+def test_secrets_have_no_default_and_are_required(name: str) -> None:
+    # `${NAME:?message}`: compose refuses to start without it; a `:-default` would publish the secret.
+    for service in ("worker", "api") if name == "UNSUBSCRIBE_SECRET" else ("api",):
+        value = str(_environment(SERVICES[service]).get(name))
+        assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", value), f"{service}: {name}={value}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 import starter
 from client.ingest import Ingest
 from storage.db import alembic_config, database
-from storage.event_log import RECORDED, mark_delivery, pending_events, record_events, relay_turn, requeue_refused
+from storage.event_log import (
+    RECORDED,
+    conflicts,
+    mark_delivery,
+    pending_events,
+    record_events,
+    relay_turn,
+    requeue_refused,
+)
 from storage.models import Event
 from tests.api_stack import free_port
 from tests.conftest import PG_URL
@@ -86,3 +95,30 @@ def test_restoring_a_journey_requeues_only_its_refused_events_oldest_first(db: s
     assert events[0].occurred_at == "2026-11-02T10:00:00Z" and events[0].data == {"milestone": "m2"}
     assert _deliveries(db) == {"e1": "delivered", "e2": "pending", "e3": "pending", "e4": "refused"}
     assert requeue_refused(db, "c1") == []
+
+
+def test_an_event_id_taken_by_different_content_is_a_conflict(db: sessionmaker[Session]) -> None:
+    with db.begin() as session:
+        record_events(session, [_event(1)])
+    moved = replace(_event(1), customer_id="c2")
+    edited = replace(_event(1), data={"milestone": "other"})
+    retimed = replace(_event(1), occurred_at="2026-11-09T10:00:00Z")  # a retry that re-stamped it: the same event
+    with db.begin() as session:
+        assert conflicts(session, [_event(1), moved, edited, retimed, _event(2), replace(_event(2), type="x")]) == [
+            1, 2, 5]  # fmt: skip
+
+
+def test_send_event_refuses_an_event_id_taken_by_a_different_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    command.upgrade(alembic_config(url), "head")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # never reached
+    with database(url) as sessions, sessions.begin() as session:
+        record_events(session, [_event(1)])
+    taken = {**asdict(_event(1)), "customer_id": "c2"}
+    assert starter.main(["send-event", json.dumps([asdict(_event(2)), taken])]) == 2
+    assert "event_id 'e1': already used by a different event" in capsys.readouterr().err
+    with database(url) as sessions:
+        assert _deliveries(sessions) == {"e1": "pending"}  # nothing of the refused send was stored

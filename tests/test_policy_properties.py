@@ -295,7 +295,7 @@ def test_referrals_per_day_are_capped_in_the_journey_too() -> None:
 
 
 def test_won_refunded_won_is_said_not_dropped_silently() -> None:
-    deal = {"referee_email": "a@x.co", "amount": 10_000}
+    deal: dict[str, Any] = {"referee_email": "a@x.co", "amount": 10_000}
     steps = [(1.0, ("referral_submitted", {"referee_email": "a@x.co"}), 0),
              (1.0, ("referral_converted", {**deal, "stage": "won"}), 1),
              (1.0, ("referral_converted", {**deal, "stage": "lost"}), 2),

@@ -112,7 +112,10 @@ def parse_timestamp(value: Any, field: str = "occurred_at") -> datetime:
         raise EventError(field, f"not an ISO 8601 timestamp: {value!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+05:00: before year 1 in UTC
+        raise EventError(field, f"out of range in UTC: {value!r}") from None
 
 
 def when(value: str | None) -> datetime | None:
