@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import uuid
+import re
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -24,7 +27,7 @@ from api.schemas import DealRequest, DealResult, Problem, ReferralRequest, Refer
 from client.events import new_event
 from client.ingest import Item
 from client.journeys import handle
-from mail.links import with_utm
+from mail.links import sign_value, verify_value, with_utm
 from storage.event_log import DELIVERED, record_events
 from storage.models import CrmDeal, Customer, Event, ReferralClaim, ReferralClick, ReferralRow
 from workflows.addresses import AddressError, address_key, key_domain, normalise
@@ -37,6 +40,7 @@ from workflows.policy import every_fix, self_referral
 log = logging.getLogger("advocacy.api")
 router = APIRouter(tags=["referrals"])
 VISITOR_COOKIE, REFERRAL_COOKIE = "adv_vid", "adv_ref"
+LINK_CLICKS_PER_MINUTE = 30
 REFUSED: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem},
     404: {"model": Problem, "description": "no such advocate, referral or code"},
@@ -68,16 +72,47 @@ async def referral_link(code: str, request: Request) -> RedirectResponse:
     if customer is None:
         return RedirectResponse(target, status_code=302)
     response = RedirectResponse(f"{target}&ref={code}", status_code=302)
-    visitor = request.cookies.get(VISITOR_COOKIE) or uuid.uuid4().hex
+    visitor = _visitor(request, d.settings.unsubscribe_secret)
     secure = request.url.scheme == "https"
     response.set_cookie(VISITOR_COOKIE, visitor, max_age=365 * 86400, httponly=True, samesite="lax", secure=secure)
     window = int(d.playbook().referral_attribution_seconds)
-    response.set_cookie(REFERRAL_COOKIE, code, max_age=window, httponly=True, samesite="lax", secure=secure)
+    signed = sign_value(code, "referral-cookie", d.settings.unsubscribe_secret)
+    response.set_cookie(REFERRAL_COOKIE, signed, max_age=window, httponly=True, samesite="lax", secure=secure)
+    if not _click_limiter(request).hit(_CLICK_RATE, request.client.host if request.client else "-", code):
+        return response  # a loop from one address: redirected as ever, not counted
     try:
         await asyncio.to_thread(_count_click, request, code, customer.customer_id, visitor)
     except SQLAlchemyError:
         log.exception("could not record a referral click")
     return response
+
+
+_CLICK_RATE = parse(f"{LINK_CLICKS_PER_MINUTE}/minute")
+
+
+def _click_limiter(request: Request) -> MovingWindowRateLimiter:
+    """Per API process (each replica counts its own): clicks counted per client address and code."""
+    limiter = getattr(request.app.state, "click_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.click_limiter = MovingWindowRateLimiter(MemoryStorage())
+    return limiter
+
+
+def _visitor(request: Request, secret: str) -> str:
+    """The visitor cookie's id; without one (a cookie-less browser, a script), one derived from the client's
+    address and user agent, so repeated clicks are one visitor rather than a new one each time."""
+    kept = request.cookies.get(VISITOR_COOKIE, "")
+    if re.fullmatch(r"[0-9a-f]{32}", kept):
+        return kept
+    client = f"{request.client.host if request.client else '-'}|{request.headers.get('user-agent', '')}"
+    return sign_value(client, "visitor", secret).rsplit(".", 1)[1]
+
+
+def _attributed_code(request: Request) -> str | None:
+    """The advocate's code from the attribution cookie, when its signature holds."""
+    return verify_value(
+        request.cookies.get(REFERRAL_COOKIE, ""), "referral-cookie", deps(request).settings.unsubscribe_secret
+    )
 
 
 def _count_click(request: Request, code: str, customer_id: str, visitor: str) -> None:
@@ -142,7 +177,7 @@ def _release(request: Request, referee: str, advocate_id: str) -> None:
 
 
 def _advocate(request: Request, body: ReferralRequest) -> Customer | None:
-    code = body.code or request.cookies.get(REFERRAL_COOKIE)
+    code = body.code or _attributed_code(request)
     with deps(request).sessions() as session:
         if body.advocate_id:
             return session.get(Customer, body.advocate_id)
@@ -161,7 +196,7 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
         referee = normalise(body.referee_email)
     except AddressError as err:
         raise HTTPException(422, f"referee_email: {err}") from None
-    if not (body.code or body.advocate_id or request.cookies.get(REFERRAL_COOKIE)):
+    if not (body.code or body.advocate_id or _attributed_code(request)):
         raise HTTPException(422, "code or advocate_id: one is required")
     advocate = await asyncio.to_thread(_advocate, request, body)
     if advocate is None:

@@ -22,6 +22,18 @@ def with_utm(url: str, campaign: str, content: str | None = None, medium: str = 
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
+def sign_value(value: str, purpose: str, secret: str | None = None) -> str:
+    """`value.signature`: a value a client keeps (a cookie) that it cannot alter or make up."""
+    mac = hmac.new(_secret(secret), f"{purpose}|{value}".encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{value}.{mac}"
+
+
+def verify_value(signed: str, purpose: str, secret: str | None = None) -> str | None:
+    """The value `sign_value` signed, or None when the signature does not hold."""
+    value, _, _ = signed.rpartition(".")
+    return value if value and hmac.compare_digest(sign_value(value, purpose, secret), signed) else None
+
+
 # An unsubscribe link keeps working for a year (old emails get opened late); then it gets a clear page.
 TOKEN_MAX_AGE_DAYS = 365
 

@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import starter
 from api import webhooks
+from api.referrals import LINK_CLICKS_PER_MINUTE
 from client import ingest as api_ingest
 from client import journeys
 from client.events import new_event
@@ -601,3 +602,45 @@ async def test_one_referee_sent_by_three_advocates_at_once_is_accepted_once(
         "/v1/referrals", json={"referee_email": tagged, "advocate_id": advocates[1]}, headers=WRITE
     )
     assert answer.status_code == 422 and "already a customer" in answer.json()["detail"], answer.text
+
+
+async def test_referral_links_sign_attribution_count_cookieless_visitors_once_and_limit_rates(
+    http: httpx.AsyncClient, api: ApiStack
+) -> None:
+    advocate, other = f"adv-{uuid.uuid4().hex[:6]}", f"adv-{uuid.uuid4().hex[:6]}"
+    for c in (advocate, other):
+        await http.post("/v1/events", json=_profile(c, f"{c}@analytical-{c}.example"), headers=WRITE)
+    codes = {}
+    for c in (advocate, other):
+        state = await _eventually(lambda c=c: _state_with(http, c, lambda s: s["referral_code"]))
+        codes[c] = state["referral_code"]
+        await _eventually(lambda c=c: _async(_rows(api, Customer, Customer.referral_code == codes[c])))
+    code = codes[advocate]
+
+    # A browser that keeps no cookies (or a script) is one visitor per day, not a new one per click.
+    for _ in range(3):
+        http.cookies.clear()
+        assert (await http.get(f"/r/{code}", headers={"User-Agent": "Mozilla/5.0 kiosk"})).status_code == 302
+    assert len(_rows(api, ReferralClick, ReferralClick.code == code)) == 1
+
+    # The attribution cookie is signed: a hand-made one naming another advocate attributes nothing.
+    click = await http.get(f"/r/{code}")
+    signed = click.cookies["adv_ref"]
+    assert signed != code and signed.startswith(f"{code}.")
+    http.cookies.clear()
+    http.cookies.set("adv_ref", codes[other])
+    forged = await http.post("/v1/referrals", json={"referee_email": "sam@prospect-forged.example"}, headers=WRITE)
+    assert forged.status_code == 422 and "code or advocate_id" in forged.json()["detail"], forged.text
+    http.cookies.set("adv_ref", f"{codes[other]}.{signed.split('.', 1)[1]}")
+    tampered = await http.post("/v1/referrals", json={"referee_email": "sam@prospect-forged.example"}, headers=WRITE)
+    assert tampered.status_code == 422, tampered.text
+    http.cookies.set("adv_ref", signed)
+    kept = await http.post("/v1/referrals", json={"referee_email": "sam@prospect-signed.example"}, headers=WRITE)
+    assert kept.status_code == 201 and kept.json()["advocate_id"] == advocate, kept.text
+
+    # One address clicking in a loop: still redirected, never an error page, but counted at most so often.
+    for n in range(LINK_CLICKS_PER_MINUTE + 20):
+        http.cookies.clear()
+        answer = await http.get(f"/r/{codes[other]}", headers={"User-Agent": f"bot-{n}"})
+        assert answer.status_code == 302
+    assert len(_rows(api, ReferralClick, ReferralClick.code == codes[other])) == LINK_CLICKS_PER_MINUTE
