@@ -87,9 +87,11 @@ def load_events(source: str) -> list[dict[str, Any]]:
 async def cmd_send_event(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
+    from activities.playbook import read_playbook
     from client.ingest import CONFLICT, Ingest, store_events
     from storage.db import database
     from storage.event_log import conflicts
+    from storage.referral_screen import screen_events
 
     try:
         raws = load_events(args.source)
@@ -106,6 +108,12 @@ async def cmd_send_event(args: argparse.Namespace, settings: Settings) -> int:
             if clashes:
                 named = ", ".join(repr(events[i].event_id) for i in clashes)
                 return _fail(f"invalid event: event_id {named}: {CONFLICT}")
+            # The referral rules of POST /v1/referrals hold here too.
+            per_day = read_playbook(settings.playbook_path).referral_max_per_day
+            refusals = screen_events(sessions, events, per_day)
+            if refusals:
+                named = "; ".join(f"{events[i].event_id!r}: {why}" for i, why in sorted(refusals.items()))
+                return _fail(f"referral refused: {named}")
             store_events(sessions, events)
         try:
             client = await _connect(settings)

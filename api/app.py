@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
+from activities.playbook import read_playbook
 from api import events, referrals, unsubscribe, webhooks
 from api.deps import Deps
 from api.segment import load_mapping
@@ -50,7 +51,13 @@ def create_app(
             settings=settings,
             client=temporal,
             sessions=sessions,
-            ingest=Ingest(temporal, sessions, settings.task_queue, (runtime or Runtime.default()).metric_meter),
+            ingest=Ingest(
+                temporal,
+                sessions,
+                settings.task_queue,
+                (runtime or Runtime.default()).metric_meter,
+                playbook=lambda: read_playbook(settings.playbook_path),
+            ),
             mapping=load_mapping(settings.segment_mapping_path),
         )
         relay = asyncio.create_task(_relay(app.state.deps.ingest, relay_every, relay_after))

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -28,14 +28,14 @@ from client.events import new_event
 from client.ingest import Item
 from client.journeys import handle
 from mail.links import sign_value, verify_value, with_utm
+from storage import referral_screen
 from storage.event_log import DELIVERED, record_events
-from storage.models import CrmDeal, Customer, Event, ReferralClaim, ReferralClick, ReferralRow
-from workflows.addresses import AddressError, address_key, key_domain, normalise
+from storage.models import CrmDeal, Customer, ReferralClick, ReferralRow
+from workflows.addresses import AddressError, normalise
 from workflows.events import EventError, parse_event
 from workflows.journey import AdvocacyJourney
 from workflows.model import CustomerEvent, SubmitReferralInput, SubmitReferralResult
 from workflows.playbook import Playbook
-from workflows.policy import every_fix, self_referral
 
 log = logging.getLogger("advocacy.api")
 router = APIRouter(tags=["referrals"])
@@ -127,53 +127,8 @@ def _count_click(request: Request, code: str, customer_id: str, visitor: str) ->
 
 
 def _refusal(request: Request, advocate: Customer, referee: str, per_day: int) -> str | None:
-    # The journey's own rule: what passes here is not refused by its validator after the click was counted.
-    refusal = self_referral(advocate.email, referee, every_fix)
-    if refusal:
-        return refusal
-    key = address_key(referee)
-    domains = {key_domain(key), *(("googlemail.com",) if key_domain(key) == "gmail.com" else ())}
-    today = datetime.combine(_now().date(), datetime.min.time(), tzinfo=timezone.utc)
     with deps(request).sessions() as session:
-        # Customers at the referee's domain, compared as mailboxes (a +tag or Gmail dots hide no customer).
-        emails = session.scalars(
-            select(Customer.email).where(or_(*(func.lower(Customer.email).like(f"%@{d}") for d in domains)))
-        )
-        if any(email and address_key(email) == key for email in emails):
-            return "the referee is already a customer"
-        if session.scalar(select(ReferralClaim.id).where(ReferralClaim.referee_key == key)):
-            return "the referee has already been referred"
-        submitted = session.scalar(
-            select(func.count())
-            .select_from(Event)
-            .where(
-                Event.customer_id == advocate.customer_id,
-                Event.type == "referral_submitted",
-                Event.received_at >= today,
-            )
-        )
-    if (submitted or 0) >= per_day:
-        return f"more than {per_day} referrals per advocate per day"
-    return None
-
-
-def _claim(request: Request, referee: str, advocate_id: str) -> bool:
-    """Claim the referee's mailbox for this advocate; False when another request claimed it first."""
-    try:
-        with deps(request).sessions.begin() as session:
-            session.add(ReferralClaim(referee_key=address_key(referee), customer_id=advocate_id, claimed_at=_now()))
-        return True
-    except IntegrityError:
-        return False
-
-
-def _release(request: Request, referee: str, advocate_id: str) -> None:
-    with deps(request).sessions.begin() as session:
-        session.execute(
-            delete(ReferralClaim).where(
-                ReferralClaim.referee_key == address_key(referee), ReferralClaim.customer_id == advocate_id
-            )
-        )
+        return referral_screen.refusal(session, advocate.customer_id, advocate.email, referee, per_day)
 
 
 def _advocate(request: Request, body: ReferralRequest) -> Customer | None:
@@ -205,12 +160,12 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
     if refusal:
         raise HTTPException(422, f"referral refused: {refusal}")
     # The unique claim decides between advocates submitting the same person at once; the journey decides the rest.
-    if not await asyncio.to_thread(_claim, request, referee, advocate.customer_id):
-        raise HTTPException(422, "referral refused: the referee has already been referred")
+    if not await asyncio.to_thread(referral_screen.claim, d.sessions, referee, advocate.customer_id):
+        raise HTTPException(422, f"referral refused: {referral_screen.ALREADY_REFERRED}")
     try:
         result = await _submit(d.client, advocate.customer_id, referee, body)
     except BaseException:
-        await asyncio.to_thread(_release, request, referee, advocate.customer_id)
+        await asyncio.to_thread(referral_screen.release, d.sessions, referee, advocate.customer_id)
         raise
     await asyncio.to_thread(_remember_submission, request, advocate.customer_id, result.referral_id, referee)
     return ReferralResult(referral_id=result.referral_id, status=result.status, advocate_id=advocate.customer_id)

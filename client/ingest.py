@@ -25,11 +25,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from temporalio.client import Client
 from temporalio.common import MetricMeter
 
+from activities.playbook import read_playbook
 from client.journeys import JourneyEndedError, send_event
+from plumbing.config import DEFAULT_PLAYBOOK
 from storage.event_log import RECORDED, conflicts, mark_delivery, pending_events, record_events, relay_turn
+from storage.referral_screen import screen_events
 from storage.suppressions import suppress
 from workflows.events import EventError, event_to_dict, iso, parse_event, parse_timestamp
 from workflows.model import CustomerEvent
+from workflows.playbook import Playbook
 
 log = logging.getLogger("advocacy.api")
 # Older than any request still in flight: what is pending after this was left by a failure.
@@ -73,9 +77,16 @@ class Item:
 
 class Ingest:
     def __init__(
-        self, client: Client, sessions: sessionmaker[Session], task_queue: str, meter: MetricMeter | None = None
+        self,
+        client: Client,
+        sessions: sessionmaker[Session],
+        task_queue: str,
+        meter: MetricMeter | None = None,
+        playbook: Callable[[], Playbook] | None = None,
     ) -> None:
         self.client, self.sessions, self.task_queue = client, sessions, task_queue
+        # The referral rules' daily cap, read per request (an edited playbook applies without a restart).
+        self.playbook = playbook or (lambda: read_playbook(DEFAULT_PLAYBOOK))
         self.ingested = (meter or MetricMeter.noop).create_counter(
             "advocacy_events_ingested", "events accepted by the API", "events"
         )
@@ -100,6 +111,15 @@ class Ingest:
                 outcome.errors.append(ItemError(item.index, err.field, err.message))
                 continue
             to_apply.append((item.index, event))
+        if to_apply:
+            # The referral rules of POST /v1/referrals, on every path a referral arrives by.
+            per_day = self.playbook().referral_max_per_day
+            refused = await asyncio.to_thread(screen_events, self.sessions, [e for _, e in to_apply], per_day)
+            for position, reason in refused.items():
+                outcome.errors.append(
+                    ItemError(to_apply[position][0], "data.referee_email", f"referral refused: {reason}")
+                )
+            to_apply = [pair for position, pair in enumerate(to_apply) if position not in refused]
         if to_apply or to_record:
             clashes = set(
                 await asyncio.to_thread(

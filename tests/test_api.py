@@ -368,7 +368,7 @@ async def test_referral_link_to_reward_the_whole_attribution_chain(
     already = await http.post(
         "/v1/referrals", json={"referee_email": "pat@prospect.example", "advocate_id": advocate}, headers=WRITE
     )
-    assert already.status_code == 422 and "already been referred" in already.json()["detail"]
+    assert already.status_code == 422 and "already referred by this advocate" in already.json()["detail"]
 
     # The CRM: the deal is won (sent twice: one effect), the reward is pending through the hold, then approved.
     deal = {
@@ -644,3 +644,35 @@ async def test_referral_links_sign_attribution_count_cookieless_visitors_once_an
         answer = await http.get(f"/r/{codes[other]}", headers={"User-Agent": f"bot-{n}"})
         assert answer.status_code == 302
     assert len(_rows(api, ReferralClick, ReferralClick.code == codes[other])) == LINK_CLICKS_PER_MINUTE
+
+
+async def test_referrals_sent_as_events_or_segment_calls_meet_the_same_rules(
+    http: httpx.AsyncClient, api: ApiStack
+) -> None:
+    first, second, customer = (f"{k}-{uuid.uuid4().hex[:6]}" for k in ("adv", "adv", "cust"))
+    for c, email in ((first, f"{first}@works-{first}.example"), (second, f"{second}@works-{second}.example"),
+                     (customer, f"kim.lee.{customer}@gmail.com")):  # fmt: skip
+        await http.post("/v1/events", json=_profile(c, email), headers=WRITE)
+    await _eventually(lambda: _async(_rows(api, Customer, Customer.customer_id == customer)))
+    pat = f"pat@prospect-{first}.example"
+    assert (await http.post("/v1/referrals", json={"referee_email": pat, "advocate_id": first},
+                            headers=WRITE)).status_code == 201  # fmt: skip
+
+    answer = await http.post("/v1/events", headers=WRITE, json=[
+        _event(second, "referral_submitted", {"referee_email": pat.upper()}),  # first's referee
+        _event(second, "referral_submitted", {"referee_email": f"kimlee.{customer}+x@googlemail.com"}),  # a customer
+        _event(second, "referral_submitted", {"referee_email": f"boss@eu.works-{second}.example"}),  # own company
+        _event(second, "referral_submitted", {"referee_email": f"new@prospect-{second}.example"}),
+    ])  # fmt: skip
+    body = answer.json()
+    assert body["accepted"] == 1, body
+    reasons = {e["index"]: e["message"] for e in body["errors"]}
+    assert "already been referred" in reasons[0] and "already a customer" in reasons[1]
+    assert "company" in reasons[2] and all(e["field"] == "data.referee_email" for e in body["errors"])
+
+    track = {"messageId": f"m-{uuid.uuid4().hex}", "userId": second, "event": "Referral Submitted",
+             "properties": {"referee_email": pat}}  # fmt: skip
+    refused = await http.post("/v1/track", json=track, headers=WRITE)
+    assert refused.status_code == 400 and "already been referred" in refused.text, refused.text
+    state = await _eventually(lambda: _state_with(http, second, lambda s: s["events_applied"] >= 2))
+    assert [r["referee_email"] for r in state["referrals"]] == [f"new@prospect-{second}.example"]

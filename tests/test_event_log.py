@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from storage.event_log import (
     relay_turn,
     requeue_refused,
 )
-from storage.models import Event
+from storage.models import Customer, Event
 from tests.api_stack import free_port
 from tests.conftest import PG_URL
 from workflows.model import CustomerEvent
@@ -122,3 +122,21 @@ def test_send_event_refuses_an_event_id_taken_by_a_different_event(
     assert "event_id 'e1': already used by a different event" in capsys.readouterr().err
     with database(url) as sessions:
         assert _deliveries(sessions) == {"e1": "pending"}  # nothing of the refused send was stored
+
+
+def test_send_event_refuses_a_referral_of_an_existing_customer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    command.upgrade(alembic_config(url), "head")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # never reached
+    with database(url) as sessions, sessions.begin() as session:
+        session.add(Customer(customer_id="c9", email="Kim.Lee@gmail.com", created_at=datetime.now(timezone.utc),
+                             updated_at=datetime.now(timezone.utc)))  # fmt: skip
+    referral = {"event_id": "r1", "customer_id": "c1", "type": "referral_submitted",
+                "occurred_at": "2026-11-01T10:00:00Z", "data": {"referee_email": "kimlee+promo@googlemail.com"}}  # fmt: skip
+    assert starter.main(["send-event", json.dumps(referral)]) == 2
+    assert "'r1': the referee is already a customer" in capsys.readouterr().err
+    with database(url) as sessions:
+        assert _deliveries(sessions) == {}
