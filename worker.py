@@ -27,7 +27,7 @@ from activities.sendgrid_provider import SendGridProvider, SendGridSettings
 from client.connect import connect
 from client.namespace import NamespaceNotReady, check_namespace
 from mail.templates import TemplateRenderer
-from plumbing.config import Settings
+from plumbing.config import Settings, weak_secret
 from plumbing.entrypoint import exit_now
 from plumbing.telemetry import configure_logging, runtime_from_env
 from storage.db import make_engine, make_sessionmaker
@@ -79,6 +79,12 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts, settings: 
 async def main() -> int:
     configure_logging()
     settings = Settings.from_env()
+    # The worker signs the unsubscribe links the API verifies: a published default would let anyone
+    # unsubscribe anyone, and a different secret would break every link.
+    problem = weak_secret("UNSUBSCRIBE_SECRET", settings.unsubscribe_secret)
+    if problem:
+        logging.error("%s", problem)
+        return 2
     client = await connect(settings, runtime_from_env())
     try:
         await check_namespace(client)

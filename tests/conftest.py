@@ -32,6 +32,8 @@ BIN = Path(sys.executable).parent
 TEST_SERVER = str(BIN / "temporal-test-server")
 DEV_SERVER = str(BIN / "temporal")
 _EXIT_STATUS = 0
+# For processes that refuse a weak UNSUBSCRIBE_SECRET (the worker, the API), fresh per test run.
+STRONG_SECRET = uuid.uuid4().hex + uuid.uuid4().hex
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

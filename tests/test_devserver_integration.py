@@ -29,7 +29,7 @@ from client.journeys import get_state
 from plumbing.config import DEMO_PLAYBOOK, ROOT
 from storage.db import database, make_engine, make_sessionmaker
 from storage.models import Event, Message
-from tests.conftest import start_dev_env
+from tests.conftest import STRONG_SECRET, start_dev_env
 from tests.fake_sendgrid import FakeSendGrid
 from workflows.journey import AdvocacyJourney
 from workflows.model import JourneyInput
@@ -60,6 +60,7 @@ class Stack:
             "PLAYBOOK_PATH": str(DEMO_PLAYBOOK),
             "OUTBOX_DIR": str(tmp / "outbox"),
             "ADVOCACY_FAULT_MARKER": str(tmp / "fault.marker"),
+            "UNSUBSCRIBE_SECRET": STRONG_SECRET,
         }
         subprocess.run(
             [sys.executable, "-m", "alembic", "upgrade", "head"],

@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from client.namespace import NamespaceNotReady, check_namespace, missing_search_attributes, setup_namespace
 from plumbing.config import ROOT
 from plumbing.converter import data_converter
-from tests.conftest import DEV_SERVER
+from tests.conftest import DEV_SERVER, STRONG_SECRET
 from workflows.model import SEARCH_ATTRIBUTES
 
 
@@ -44,7 +44,7 @@ async def test_a_namespace_from_the_first_contract_is_refused_then_set_up_once()
         # `python worker.py` refuses to start there, with that message, instead of stalling every journey.
         address = client.service_client.config.target_host
         worker = subprocess.run(
-            [sys.executable, "worker.py"], env={**os.environ, "TEMPORAL_ADDRESS": address},
+            [sys.executable, "worker.py"], env={**os.environ, "TEMPORAL_ADDRESS": address, "UNSUBSCRIBE_SECRET": STRONG_SECRET},
             capture_output=True, text=True, timeout=60, cwd=ROOT,
         )  # fmt: skip
         assert worker.returncode == 2 and "AdvocacyFlags:KeywordList" in worker.stderr, worker.stderr
@@ -57,3 +57,14 @@ async def test_a_namespace_from_the_first_contract_is_refused_then_set_up_once()
         await check_namespace(client)
     finally:
         await env.shutdown()
+
+
+def test_the_worker_refuses_to_start_without_a_strong_unsubscribe_secret() -> None:
+    """It signs the links the API verifies: checked before it connects anywhere."""
+    env = {k: v for k, v in os.environ.items() if k != "UNSUBSCRIBE_SECRET"}
+    for secret in (None, "change-me", "short-but-random-7f3a"):
+        worker = subprocess.run(
+            [sys.executable, "worker.py"], env={**env, **({"UNSUBSCRIBE_SECRET": secret} if secret else {})},
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+        )  # fmt: skip
+        assert worker.returncode == 2 and "UNSUBSCRIBE_SECRET" in worker.stderr, worker.stderr
