@@ -155,7 +155,11 @@ class _Process:
         if line is None:
             self.kill()
             return {"failure": [limits.reason("time"), None, None], "bound": "time"}
-        reply: dict[str, Any] = json.loads(line)
+        try:
+            reply: dict[str, Any] = json.loads(line)
+        except ValueError:
+            self.kill()
+            raise RenderPoolError("a template render process answered with something other than JSON") from None
         return reply
 
     def alive(self) -> bool:
@@ -209,9 +213,8 @@ class RenderPool:
         self._failed: OrderedDict[str, list[Any]] = OrderedDict()
         self._closed = False
 
-    def render(self, digest: str, request: dict[str, Any]) -> dict[str, Any]:
-        """The reply for one request: {"parts": {...}} or {"failure": [reason, file, line]}."""
-        payload = json.dumps(request).encode() + b"\n"
+    def render(self, digest: str, payload: bytes) -> dict[str, Any]:
+        """The reply to one request line: {"parts": {...}} or {"failure": [reason, file, line]}."""
         with self._cond:
             self._cond.wait_for(lambda: self._busy.get(digest, 0) < self.limits.per_template)
             self._busy[digest] = self._busy.get(digest, 0) + 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import hashlib
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -238,8 +239,8 @@ class TemplateRenderer:
             pending += [ref for ref in meta.find_referenced_templates(tree) if ref]
         return sources
 
-    def render(self, name: str, locale: str, variables: dict[str, Any]) -> RenderedEmail:
-        """Render all three parts; TemplateFailure names the file and line at fault."""
+    def request(self, name: str, locale: str, variables: dict[str, Any]) -> RenderRequest:
+        """What one render needs: the locale used, each part's root file, and every source, read now."""
         unknown = set(variables) - VARIABLES
         if unknown:
             raise TemplateFailure(f"variables not in the documented set: {', '.join(sorted(unknown))}")
@@ -254,33 +255,50 @@ class TemplateRenderer:
                 roots[part] = fallback
         sources = self._collect(list(roots.values()))
         digest = hashlib.sha256(b"".join(f"{n}\0{sources[n]}\0".encode() for n in sorted(sources))).hexdigest()
-        request = {
-            "digest": digest,
-            "directory": str(self.directory),
-            "sources": sources,
-            "roots": roots,
-            "context": {**variables, "locale": used},
-        }
+        return RenderRequest(name, used, digest, self.directory, sources, roots, {**variables, "locale": used})
+
+    def render(self, name: str, locale: str, variables: dict[str, Any]) -> RenderedEmail:
+        """Render all three parts, in a render process; TemplateFailure names the file and line at fault."""
+        request = self.request(name, locale, variables)
         try:
-            reply = self._pool.render(digest, request)
-        except (TypeError, ValueError) as err:  # json refused a variable
+            payload = request.payload()
+        except (TypeError, ValueError) as err:
             raise TemplateFailure(f"variables cannot be passed to the renderer: {err}") from None
+        reply = self._pool.render(request.digest, payload)
         if "failure" in reply:
             reason, file, line = reply["failure"]
             raise TemplateFailure(reason, file, line, reply.get("bound"))
-        out: dict[str, str] = reply["parts"]
-        html = out["html"]
+        return request.result(reply["parts"])
+
+
+@dataclass
+class RenderRequest:
+    name: str
+    locale: str
+    digest: str
+    directory: Path
+    sources: dict[str, str]
+    roots: dict[str, str]
+    context: dict[str, Any]
+
+    def payload(self) -> bytes:
+        """One line of JSON for a render process."""
+        request = {"digest": self.digest, "directory": str(self.directory), "sources": self.sources}
+        return json.dumps({**request, "roots": self.roots, "context": self.context}).encode() + b"\n"
+
+    def result(self, parts: dict[str, str]) -> RenderedEmail:
+        html = parts["html"]
         warnings = []
         if len(html.encode()) > GMAIL_CLIP_BYTES:
             warnings.append(f"HTML is {len(html.encode()) // 1024} KB: Gmail clips messages over 102 KB")
         return RenderedEmail(
-            name=name,
-            locale=used,
-            subject=" ".join(out["subject"].split()),
+            name=self.name,
+            locale=self.locale,
+            subject=" ".join(parts["subject"].split()),
             html=html,
-            text=out["txt"].strip() + "\n",
-            sources_hash=digest,
-            sources=sorted(sources),
+            text=parts["txt"].strip() + "\n",
+            sources_hash=self.digest,
+            sources=sorted(self.sources),
             warnings=warnings,
         )
 
