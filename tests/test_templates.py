@@ -67,6 +67,14 @@ def test_syntax_error_is_reported_with_file_and_line(templates: Path) -> None:
     assert problem.startswith(f"thank_you.html.j2:{lines}: error: syntax error")
 
 
+def test_an_expression_nested_too_deeply_is_reported_not_a_crash(templates: Path) -> None:
+    path = templates / "thank_you.txt.j2"
+    path.write_text("{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}\n" + path.read_text())
+    assert _reasons(templates) == ["thank_you.txt.j2: error: syntax error: nested too deeply"]
+    with pytest.raises(TemplateFailure, match="nested too deeply"):
+        TemplateRenderer(templates).render("thank_you", "en", sample_variables("thank_you"))
+
+
 def test_undocumented_variable_is_reported_with_line(templates: Path) -> None:
     path = templates / "reminder.txt.j2"
     path.write_text("Hi {{ customer.first_name }},\n{{ internal_notes }}\n" + path.read_text())
