@@ -12,7 +12,8 @@ worker threads) under:
   set as RLIMIT_AS, so a huge allocation raises MemoryError there instead of growing the worker.
 
 A render past either bound is a template failure (non-retryable for a send), and is remembered for those
-exact sources: the next sends of them fail at once, until the template is edited. One template may
+exact sources for 10 minutes: the next sends of them fail at once, unless the template is edited (new
+sources) or the 10 minutes have passed (a render slowed by a busy machine is not condemned for good). One template may
 occupy at most all but one of the processes (`TEMPLATE_RENDER_PROCESSES`, default 2 to 4 by CPU count),
 so sends of other templates always find one.
 """
@@ -188,6 +189,7 @@ class RenderPool:
 
     _shared: ClassVar[dict[RenderLimits, RenderPool]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+    remember_failures_seconds: ClassVar[float] = 600.0
 
     @classmethod
     def shared(cls, limits: RenderLimits) -> RenderPool:
@@ -210,7 +212,7 @@ class RenderPool:
         self._idle: list[_Process] = []
         self._count = 0  # processes idle, busy or starting
         self._busy: dict[str, int] = {}  # renders in progress by sources digest
-        self._failed: OrderedDict[str, list[Any]] = OrderedDict()
+        self._failed: OrderedDict[str, tuple[float, list[Any]]] = OrderedDict()  # digest -> (until, failure)
         self._closed = False
 
     def render(self, digest: str, payload: bytes) -> dict[str, Any]:
@@ -220,10 +222,13 @@ class RenderPool:
             self._busy[digest] = self._busy.get(digest, 0) + 1
         try:
             with self._cond:
-                failed = self._failed.get(digest)
-            if failed is not None:
+                until, failed = self._failed.get(digest, (0.0, None))
+            if failed is not None and time.monotonic() < until:
                 reason, file, line = failed
-                return {"failure": [f"{reason}; not rendered again until the template changes", file, line]}
+                period = self.remember_failures_seconds
+                wait = f"{period / 60:g} min" if period >= 60 else f"{period:g} s"
+                again = f"; not rendered again for {wait} unless the template changes"
+                return {"failure": [reason + again, file, line]}
             process = self._checkout()
             healthy = False
             try:
@@ -233,7 +238,8 @@ class RenderPool:
                 self._checkin(process, healthy)
             if "bound" in reply:
                 with self._cond:
-                    self._failed[digest] = reply["failure"]
+                    self._failed[digest] = (time.monotonic() + self.remember_failures_seconds, reply["failure"])
+                    self._failed.move_to_end(digest)
                     while len(self._failed) > _REMEMBERED_FAILURES:
                         self._failed.popitem(last=False)
             return reply

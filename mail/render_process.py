@@ -4,7 +4,8 @@ Run as `python -m mail.render_process SECONDS MEMORY_MB` by the pool, never by h
 object per line on stdin (a request), one per line back (a reply), after a first `{"ready": true}`.
 
 - memory: RLIMIT_AS is set to what the process uses once its imports are done plus MEMORY_MB, so an
-  allocation past it raises MemoryError (caught: a reply naming the bound) instead of growing the worker;
+  allocation past it raises MemoryError (caught: a reply naming the bound) instead of growing the worker
+  (Linux; elsewhere, where RLIMIT_AS is not enforced, only the time bound holds);
 - time: the pool sends SIGUSR1 at the deadline; the handler stops the render where it is (so the reply
   names the template line), and the pool kills the process if no reply follows. RLIMIT_CPU, set before
   each render a little past the deadline, is the kernel's backstop (SIGXCPU ends the process).
@@ -45,7 +46,11 @@ def _address_space() -> int:
 
 
 def _limit_memory(memory_mb: int) -> None:
-    limit = _address_space() + memory_mb * 1024 * 1024
+    try:
+        limit = _address_space() + memory_mb * 1024 * 1024
+    except OSError:  # no /proc: not Linux, where RLIMIT_AS is not enforced anyway
+        print("template renders: the memory bound is enforced on Linux only", file=sys.stderr)
+        return
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)

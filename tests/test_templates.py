@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -174,6 +175,9 @@ EXHAUSTERS = {
 }
 
 
+TOOK_1_S = "rendering took longer than 1 s (TEMPLATE_RENDER_SECONDS)"
+
+
 @pytest.fixture
 def bounded(monkeypatch: pytest.MonkeyPatch) -> float:
     """Small render bounds, as a test needs them (the time-skipping server does not skip a running activity)."""
@@ -201,11 +205,32 @@ def test_a_template_past_the_time_or_memory_bound_fails_fast_naming_the_bound(
     assert err.value.file in (None, "evil.html.j2")
     # The failure is remembered for these sources: the next send of them fails at once.
     start = time.monotonic()
-    with pytest.raises(TemplateFailure, match="not rendered again until the template changes"):
+    with pytest.raises(
+        TemplateFailure, match=re.escape("; not rendered again for 10 min unless the template changes") + "$"
+    ):
         renderer.render("evil", "en", sample_variables("evil"))
     assert time.monotonic() - start < 1
     # This process, and the renderer, carry on.
     assert renderer.render("thank_you", "en", sample_variables("thank_you")).subject
+
+
+def test_a_remembered_failure_is_tried_again_after_its_time_or_an_edit(
+    templates: Path, bounded: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(RenderPool, "remember_failures_seconds", 2.0)
+    path = templates / "thank_you.txt.j2"
+    path.write_text(LOOP + "\n" + path.read_text())
+    renderer, variables = TemplateRenderer(templates), sample_variables("thank_you")
+    for expected in (TOOK_1_S, TOOK_1_S + "; not rendered again for 2 s unless the template changes"):
+        with pytest.raises(TemplateFailure, match=re.escape(expected) + "$"):
+            renderer.render("thank_you", "en", variables)
+    time.sleep(2)
+    start = time.monotonic()
+    with pytest.raises(TemplateFailure, match=re.escape(TOOK_1_S) + "$"):
+        renderer.render("thank_you", "en", variables)  # tried again, in full
+    assert time.monotonic() - start >= bounded
+    path.write_text(path.read_text().replace(LOOP, "Fixed."))
+    assert renderer.render("thank_you", "en", variables).text.startswith("Fixed.")
 
 
 def test_a_template_past_the_time_bound_names_its_file_and_line(templates: Path, bounded: float) -> None:
