@@ -29,6 +29,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/templates.py
 
 migrate: $(STAMP)
 	$(BIN)/alembic upgrade head

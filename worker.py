@@ -26,12 +26,16 @@ from activities.records import RecordActivities
 from activities.sendgrid_provider import SendGridProvider, SendGridSettings
 from client.connect import connect
 from client.namespace import NamespaceNotReady, check_namespace
+from mail.render_pool import RenderPool, RenderSettingsError
 from mail.templates import TemplateRenderer
 from plumbing.config import Settings, weak_secret
 from plumbing.entrypoint import exit_now
 from plumbing.telemetry import configure_logging, runtime_from_env
 from storage.db import make_engine, make_sessionmaker
 from workflows.journey import AdvocacyJourney
+
+# Activities (and local activities) share these threads: a send blocked on a template holds one.
+ACTIVITY_SLOTS = 16
 
 
 @dataclass
@@ -70,8 +74,8 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts, settings: 
             restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
         ),
         activities=[PlaybookActivities(parts.playbook_path).load_playbook, email.send_email, *records.all()],
-        activity_executor=ThreadPoolExecutor(max_workers=16),
-        max_concurrent_activities=16,
+        activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_SLOTS),
+        max_concurrent_activities=ACTIVITY_SLOTS,
         graceful_shutdown_timeout=timedelta(seconds=30),
     )
 
@@ -97,7 +101,11 @@ async def main() -> int:
         outbox_dir=settings.outbox_dir,
         provider=make_provider(settings),
     )
-    worker = build_worker(client, settings.task_queue, parts, settings)
+    try:
+        worker = build_worker(client, settings.task_queue, parts, settings)
+    except RenderSettingsError as err:
+        logging.error("%s", err)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -106,6 +114,7 @@ async def main() -> int:
     async with worker:
         await stop.wait()
         logging.info("shutting down: finishing in-flight activities")
+    RenderPool.close_shared()  # the template render processes end with the worker
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from activities.playbook import read_playbook
 from mail.lint import check, sample_variables
+from mail.render_pool import RenderSettingsError
 from mail.templates import DEFAULT_LOCALE, TemplateFailure, TemplateRenderer
 from plumbing.config import Settings
 from workflows.playbook import PlaybookError
@@ -29,11 +30,18 @@ def add_parser(sub: Any) -> None:
     preview.add_argument("--customer", help="use this customer's real profile from the database")
     preview.add_argument("--out", default="var/preview", help="directory for the .html, .txt (and .png)")
     preview.add_argument("--png", action="store_true", help="also a screenshot, with Chromium")
-    actions.add_parser("check", help="render every template in every locale; non-zero exit on any error")
+    actions.add_parser(
+        "check",
+        help="render every template in every locale, each within TEMPLATE_RENDER_SECONDS; non-zero exit on any error",
+    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    renderer = TemplateRenderer(settings.templates_dir)
+    try:
+        renderer = TemplateRenderer(settings.templates_dir)
+    except RenderSettingsError as err:
+        print(f"error: {err}")
+        return 2
     if args.action == "list":
         for name, locales in renderer.catalog().items():
             print(f"{name:<22} {', '.join(sorted(locales))}")

@@ -113,6 +113,8 @@ def check(renderer: TemplateRenderer, require_utm: bool = True) -> list[Problem]
                 problems.append(Problem(path.name, line, f"undefined variable {name!r} (not a documented variable)"))
         except jinja2.TemplateSyntaxError as err:
             problems.append(Problem(path.name, err.lineno, f"syntax error: {err.message}"))
+        except RecursionError:
+            problems.append(Problem(path.name, None, "syntax error: nested too deeply"))
     if any(p.reason.startswith("syntax error") for p in problems):
         return problems
     flagged = {p.file for p in problems}

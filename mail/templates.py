@@ -9,7 +9,9 @@ in templates/README.md and are the only ones passed (`VARIABLES`).
 Every render reads the sources fresh (an edit applies at the next send),
 hashes them, and renders exactly those sources, so the outbox can say what a
 customer received. The sandbox refuses Python internals and bounds the work a
-template can ask for (ranges, repetition, exponents, widths, output size).
+template can ask for (ranges, repetition, exponents, widths, output size); the
+render itself runs in a separate process with hard time and memory bounds
+(mail/render_pool.py), which also caches the compiled templates.
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ from __future__ import annotations
 import contextvars
 import functools
 import hashlib
+import json
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
+
+from mail.render_pool import RenderLimits, RenderPool
 
 DEFAULT_LOCALE = "en"
 PARTS = ("subject", "html", "txt")
@@ -47,10 +50,13 @@ _FILE = re.compile(
 
 
 class TemplateFailure(Exception):
-    """A template that cannot render: names the file and line when known."""
+    """A template that cannot render: names the file and line when known.
 
-    def __init__(self, reason: str, file: str | None = None, line: int | None = None) -> None:
-        self.reason, self.file, self.line = reason, file, line
+    `bound` is "time" or "memory" when the render went past a resource bound (the reason then names it).
+    """
+
+    def __init__(self, reason: str, file: str | None = None, line: int | None = None, bound: str | None = None) -> None:
+        self.reason, self.file, self.line, self.bound = reason, file, line, bound
         where = ":".join(str(x) for x in (file, line) if x is not None)
         super().__init__(f"{where}: {reason}" if where else reason)
 
@@ -143,6 +149,10 @@ class Sandbox(SandboxedEnvironment):
         return super().call(__context, __obj, *args, **kwargs)
 
 
+class RenderInterrupted(BaseException):
+    """Raised into a render at its deadline (a BaseException, so no `except Exception` on the way swallows it)."""
+
+
 class _SnapshotLoader(jinja2.BaseLoader):
     """Serves the sources read for one render, under their real file names (tracebacks show them)."""
 
@@ -155,17 +165,29 @@ class _SnapshotLoader(jinja2.BaseLoader):
         return self.sources[template], str(self.directory / template), lambda: True
 
 
+def compile_sources(directory: Path, sources: dict[str, str]) -> Sandbox:
+    """An environment that serves exactly these sources (compiled once, on first use of each)."""
+    return Sandbox(loader=_SnapshotLoader(directory, sources))
+
+
+def render_parts(env: Sandbox, roots: dict[str, str], context: dict[str, Any]) -> dict[str, str]:
+    """Each part rendered from its root file, the HTML with its CSS inlined. In the render process."""
+    out = {part: _render(env, file, context) for part, file in roots.items()}
+    out["html"] = css_inline.inline(out["html"])
+    return out
+
+
 # ---- rendering --------------------------------------------------------------------
 
 
 class TemplateRenderer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, limits: RenderLimits | None = None) -> None:
         self.directory = directory
         self._files = jinja2.FileSystemLoader(str(directory))
         self._parser = Sandbox()
-        self._lock = threading.Lock()
-        # Compiled environments by sources hash: unchanged templates are not recompiled per send.
-        self._compiled: OrderedDict[str, Sandbox] = OrderedDict()
+        # Time and memory bounds (TEMPLATE_RENDER_* in the environment); a bad value fails here, at start-up.
+        self.limits = limits or RenderLimits.from_env()
+        self._pool = RenderPool.shared(self.limits)
 
     # What exists.
 
@@ -212,23 +234,13 @@ class TemplateRenderer:
                 tree = self._parser.parse(sources[current], current, current)
             except jinja2.TemplateSyntaxError as err:
                 raise TemplateFailure(f"syntax error: {err.message}", current, err.lineno) from None
+            except RecursionError:
+                raise TemplateFailure("syntax error: nested too deeply", current) from None
             pending += [ref for ref in meta.find_referenced_templates(tree) if ref]
         return sources
 
-    def _environment(self, digest: str, sources: dict[str, str]) -> Sandbox:
-        with self._lock:
-            env = self._compiled.get(digest)
-            if env is None:
-                env = Sandbox(loader=_SnapshotLoader(self.directory, sources))
-                self._compiled[digest] = env
-                while len(self._compiled) > 64:
-                    self._compiled.popitem(last=False)
-            else:
-                self._compiled.move_to_end(digest)
-            return env
-
-    def render(self, name: str, locale: str, variables: dict[str, Any]) -> RenderedEmail:
-        """Render all three parts; TemplateFailure names the file and line at fault."""
+    def request(self, name: str, locale: str, variables: dict[str, Any]) -> RenderRequest:
+        """What one render needs: the locale used, each part's root file, and every source, read now."""
         unknown = set(variables) - VARIABLES
         if unknown:
             raise TemplateFailure(f"variables not in the documented set: {', '.join(sorted(unknown))}")
@@ -243,21 +255,50 @@ class TemplateRenderer:
                 roots[part] = fallback
         sources = self._collect(list(roots.values()))
         digest = hashlib.sha256(b"".join(f"{n}\0{sources[n]}\0".encode() for n in sorted(sources))).hexdigest()
-        env = self._environment(digest, sources)
-        context = {**variables, "locale": used}
-        out = {part: _render(env, file, context) for part, file in roots.items()}
-        html = css_inline.inline(out["html"])
+        return RenderRequest(name, used, digest, self.directory, sources, roots, {**variables, "locale": used})
+
+    def render(self, name: str, locale: str, variables: dict[str, Any]) -> RenderedEmail:
+        """Render all three parts, in a render process; TemplateFailure names the file and line at fault."""
+        request = self.request(name, locale, variables)
+        try:
+            payload = request.payload()
+        except (TypeError, ValueError) as err:
+            raise TemplateFailure(f"variables cannot be passed to the renderer: {err}") from None
+        reply = self._pool.render(request.digest, payload)
+        if "failure" in reply:
+            reason, file, line = reply["failure"]
+            raise TemplateFailure(reason, file, line, reply.get("bound"))
+        return request.result(reply["parts"])
+
+
+@dataclass
+class RenderRequest:
+    name: str
+    locale: str
+    digest: str
+    directory: Path
+    sources: dict[str, str]
+    roots: dict[str, str]
+    context: dict[str, Any]
+
+    def payload(self) -> bytes:
+        """One line of JSON for a render process."""
+        request = {"digest": self.digest, "directory": str(self.directory), "sources": self.sources}
+        return json.dumps({**request, "roots": self.roots, "context": self.context}).encode() + b"\n"
+
+    def result(self, parts: dict[str, str]) -> RenderedEmail:
+        html = parts["html"]
         warnings = []
         if len(html.encode()) > GMAIL_CLIP_BYTES:
             warnings.append(f"HTML is {len(html.encode()) // 1024} KB: Gmail clips messages over 102 KB")
         return RenderedEmail(
-            name=name,
-            locale=used,
-            subject=" ".join(out["subject"].split()),
+            name=self.name,
+            locale=self.locale,
+            subject=" ".join(parts["subject"].split()),
             html=html,
-            text=out["txt"].strip() + "\n",
-            sources_hash=digest,
-            sources=sorted(sources),
+            text=parts["txt"].strip() + "\n",
+            sources_hash=self.digest,
+            sources=sorted(self.sources),
             warnings=warnings,
         )
 
@@ -282,6 +323,10 @@ def _render(env: Sandbox, file: str, context: dict[str, Any]) -> str:
         raise TemplateFailure(f"undefined: {err.message}", *_where(err, file)) from None
     except RecursionError:
         raise TemplateFailure("recursion too deep", file) from None
+    except MemoryError as err:
+        raise TemplateFailure("memory", *_where(err, file), bound="memory") from None
+    except RenderInterrupted as err:
+        raise TemplateFailure("time", *_where(err, file), bound="time") from None
     except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as err:
         raise TemplateFailure(f"{type(err).__name__}: {err}", *_where(err, file)) from None
     finally:
@@ -295,7 +340,10 @@ def _where(err: BaseException, default: str) -> tuple[str, int | None]:
     while tb is not None:
         filename = tb.tb_frame.f_code.co_filename
         if filename.endswith(".j2"):
-            found = (Path(filename).name, tb.tb_lineno)
+            # A traceback Jinja did not rewrite (a BaseException) has the compiled code's lines: map them back.
+            template = tb.tb_frame.f_globals.get("__jinja_template__")
+            line = template.get_corresponding_lineno(tb.tb_lineno) if template is not None else tb.tb_lineno
+            found = (Path(filename).name, line)
         tb = tb.tb_next
     return found
 

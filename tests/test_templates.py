@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import email
+import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.email import Company, EmailActivities, LocalProvider
 from mail.lint import check, is_internal, sample_variables
+from mail.render_pool import RenderLimits, RenderPool, RenderSettingsError
 from mail.templates import GMAIL_CLIP_BYTES, TemplateFailure, TemplateRenderer
 from plumbing.config import ROOT, TEMPLATES_DIR
 from storage.models import Base, Message
 from tests.conftest import running_worker
 from tests.outbox import templates_sent
+from worker import ACTIVITY_SLOTS
 from workflows.model import SendEmailInput
 
 
@@ -59,6 +66,14 @@ def test_syntax_error_is_reported_with_file_and_line(templates: Path) -> None:
     (problem,) = _reasons(templates)
     lines = path.read_text().count("\n")
     assert problem.startswith(f"thank_you.html.j2:{lines}: error: syntax error")
+
+
+def test_an_expression_nested_too_deeply_is_reported_not_a_crash(templates: Path) -> None:
+    path = templates / "thank_you.txt.j2"
+    path.write_text("{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}\n" + path.read_text())
+    assert _reasons(templates) == ["thank_you.txt.j2: error: syntax error: nested too deeply"]
+    with pytest.raises(TemplateFailure, match="nested too deeply"):
+        TemplateRenderer(templates).render("thank_you", "en", sample_variables("thank_you"))
 
 
 def test_undocumented_variable_is_reported_with_line(templates: Path) -> None:
@@ -141,6 +156,200 @@ def test_templates_cannot_escape_or_exhaust_the_renderer(templates: Path, body: 
         TemplateRenderer(templates).render("evil", "en", sample_variables("evil"))
     assert err.value.file == "evil.html.j2"
     assert "Traceback" not in str(err.value)
+
+
+# Within the sandbox's per-call bounds, but each runs for ever or asks for gigabytes: only the render
+# process's time and memory bounds stop them.
+LOOP = "{% for a in 'x' * 999999 %}{% for b in 'x' * 999999 %}{% endfor %}{% endfor %}"
+EXHAUSTERS = {
+    "nested loops over long strings": LOOP,
+    "a macro that calls itself twice": (
+        "{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}"
+    ),
+    "repeated squaring": (
+        "{% set ns = namespace(x=3) %}{% for i in range(64) %}{% set ns.x = ns.x * ns.x %}{% endfor %}{{ ns.x > 1 }}"
+    ),
+    "a width passed as a format argument": "{{ '{:>{}}'.format(1, 1000000000) }}",
+    "a width passed to %*s": "{{ '%*s' % (10 ** 10, 'x') }}",
+    "a huge join": "{{ ('x' * 999999) | join('y' * 999999) }}",
+}
+
+
+TOOK_1_S = "rendering took longer than 1 s (TEMPLATE_RENDER_SECONDS)"
+
+
+@pytest.fixture
+def bounded(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Small render bounds, as a test needs them (the time-skipping server does not skip a running activity)."""
+    monkeypatch.setenv("TEMPLATE_RENDER_SECONDS", "1")
+    monkeypatch.setenv("TEMPLATE_RENDER_MEMORY_MB", "128")
+    return 1.0
+
+
+@pytest.mark.parametrize("body", EXHAUSTERS.values(), ids=EXHAUSTERS.keys())
+def test_a_template_past_the_time_or_memory_bound_fails_fast_naming_the_bound(
+    templates: Path, bounded: float, body: str
+) -> None:
+    (templates / "evil.subject.j2").write_text("hi")
+    (templates / "evil.txt.j2").write_text("hi {{ links.unsubscribe }}")
+    (templates / "evil.html.j2").write_text(body)
+    renderer = TemplateRenderer(templates)
+    start = time.monotonic()
+    with pytest.raises(TemplateFailure) as err:
+        renderer.render("evil", "en", sample_variables("evil"))
+    assert time.monotonic() - start < bounded + 10  # the bound, a grace period, and a fresh render process
+    reason = str(err.value)
+    assert "took longer than 1 s (TEMPLATE_RENDER_SECONDS)" in reason or (
+        "exceeded the memory bound (128 MB, TEMPLATE_RENDER_MEMORY_MB)" in reason
+    ), reason
+    assert err.value.file in (None, "evil.html.j2")
+    # The failure is remembered for these sources: the next send of them fails at once.
+    start = time.monotonic()
+    with pytest.raises(
+        TemplateFailure, match=re.escape("; not rendered again for 10 min unless the template changes") + "$"
+    ):
+        renderer.render("evil", "en", sample_variables("evil"))
+    assert time.monotonic() - start < 1
+    # This process, and the renderer, carry on.
+    assert renderer.render("thank_you", "en", sample_variables("thank_you")).subject
+
+
+def test_a_remembered_failure_is_tried_again_after_its_time_or_an_edit(
+    templates: Path, bounded: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(RenderPool, "remember_failures_seconds", 2.0)
+    path = templates / "thank_you.txt.j2"
+    path.write_text(LOOP + "\n" + path.read_text())
+    renderer, variables = TemplateRenderer(templates), sample_variables("thank_you")
+    for expected in (TOOK_1_S, TOOK_1_S + "; not rendered again for 2 s unless the template changes"):
+        with pytest.raises(TemplateFailure, match=re.escape(expected) + "$"):
+            renderer.render("thank_you", "en", variables)
+    time.sleep(2)
+    start = time.monotonic()
+    with pytest.raises(TemplateFailure, match=re.escape(TOOK_1_S) + "$"):
+        renderer.render("thank_you", "en", variables)  # tried again, in full
+    assert time.monotonic() - start >= bounded
+    path.write_text(path.read_text().replace(LOOP, "Fixed."))
+    assert renderer.render("thank_you", "en", variables).text.startswith("Fixed.")
+
+
+def test_a_template_past_the_time_bound_names_its_file_and_line(templates: Path, bounded: float) -> None:
+    path = templates / "thank_you.txt.j2"
+    path.write_text("Hi\n" + LOOP + "\n" + path.read_text())
+    with pytest.raises(TemplateFailure) as err:
+        TemplateRenderer(templates).render("thank_you", "en", sample_variables("thank_you"))
+    assert str(err.value) == "thank_you.txt.j2:2: rendering took longer than 1 s (TEMPLATE_RENDER_SECONDS)"
+
+
+def test_check_reports_a_template_past_its_deadline_and_returns(templates: Path) -> None:
+    path = templates / "thank_you.txt.j2"
+    path.write_text(LOOP + "\n" + path.read_text())
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "starter.py", "templates", "check"],
+        cwd=ROOT,
+        env={**os.environ, "TEMPLATES_DIR": str(templates), "TEMPLATE_RENDER_SECONDS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert time.monotonic() - start < 45, "check waited far past the per-template deadline"
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "thank_you.txt.j2:1: error: rendering took longer than 1 s (TEMPLATE_RENDER_SECONDS)" in result.stdout
+
+
+def _render_processes() -> set[int]:
+    """This test process's render processes, from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or b"mail.render_process" not in (entry / "cmdline").read_bytes():
+                continue
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                found.add(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_render_processes_start_fresh_and_end_with_the_pool(templates: Path) -> None:
+    limits = RenderLimits(seconds=4.5, memory_mb=96, processes=2)  # a pool of its own
+    before = _render_processes()
+    renderer = TemplateRenderer(templates, limits)
+    renderer.render("thank_you", "en", sample_variables("thank_you"))
+    started = _render_processes() - before
+    assert len(started) == 1  # started on demand, then reused
+    renderer.render("ask_review", "en", sample_variables("ask_review"))
+    assert _render_processes() - before == started
+    (pid,) = started
+    assert (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")[:3] == [
+        sys.executable.encode(),
+        b"-m",
+        b"mail.render_process",
+    ]  # a new interpreter (exec), not a fork of this one with its threads
+    RenderPool.shared(limits).close()
+    assert not _render_processes() - before
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("TEMPLATE_RENDER_SECONDS", "0"), ("TEMPLATE_RENDER_SECONDS", "25"), ("TEMPLATE_RENDER_MEMORY_MB", "lots"),
+     ("TEMPLATE_RENDER_PROCESSES", "1")],
+)  # fmt: skip
+def test_a_bad_render_bound_is_refused_at_start_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(RenderSettingsError, match=f"^{name} must be .* not '{value}'$"):
+        RenderLimits.from_env({name: value})
+    result = subprocess.run(
+        [sys.executable, "starter.py", "templates", "check"],
+        cwd=ROOT, env={**os.environ, name: value}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout.startswith(f"error: {name} must be"), result.stdout
+
+
+def test_healthy_sends_go_out_while_a_broken_template_fills_every_activity_slot(
+    templates: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """23 thank-you sends of a template that never finishes, on the worker's activity slots, then another
+    customer's review invite: the invite goes out within a few render deadlines, and every broken send fails
+    for good (TemplateError), none retried for ever."""
+    deadline = 2.0
+    monkeypatch.setenv("TEMPLATE_RENDER_SECONDS", str(deadline))
+    path = templates / "thank_you.html.j2"
+    path.write_text(path.read_text().replace("<p>Thank you,", LOOP + "\n<p>Thank you,"))
+    engine = create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    Base.metadata.create_all(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    activities = EmailActivities(TemplateRenderer(templates), LocalProvider(tmp_path / "out"), sessions, Company())
+
+    def send(customer: str, template: str) -> float:
+        email = SendEmailInput(
+            idempotency_key=f"{customer}:{template}",
+            customer_id=customer,
+            template=template,
+            to_email=f"{customer}@example.com",
+            ask_id="a1",
+            program="review",
+            context={"customer": {"name": "Ada", "first_name": "Ada"}, "referral_code": "ADA7K2QX"},
+        )
+        ActivityEnvironment().run(activities.send_email, email)
+        return time.monotonic()
+
+    pool = ThreadPoolExecutor(max_workers=ACTIVITY_SLOTS)
+    try:
+        start = time.monotonic()
+        broken = [pool.submit(send, f"c-broken-{i}", "thank_you") for i in range(ACTIVITY_SLOTS + 7)]
+        healthy = pool.submit(send, "c-healthy", "ask_review")
+        bound = 3 * deadline + 6
+        assert healthy.result(timeout=bound) - start < bound
+        for future in broken:
+            with pytest.raises(ApplicationError) as err:
+                future.result(timeout=max(0.1, start + bound - time.monotonic()))
+            assert err.value.type == "TemplateError" and err.value.non_retryable
+            assert "took longer than 2 s" in str(err.value)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    assert templates_sent(sessions, "c-healthy") == ["ask_review"]
+    engine.dispose()
 
 
 def test_legitimate_arithmetic_and_formatting_still_work(templates: Path) -> None:
@@ -266,23 +475,34 @@ def test_preview_of_an_unknown_template_fails_clearly() -> None:
     assert result.returncode == 1 and "no template named 'ask_nothing'" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        ("<p>{{ customer.nickname }}</p>", "nickname"),
+        (LOOP, "ask_review.html.j2:8: rendering took longer than 1 s (TEMPLATE_RENDER_SECONDS)"),
+    ],
+    ids=["undefined attribute", "time bound"],
+)
 async def test_a_broken_template_fails_its_step_visibly_and_the_journey_goes_on(
     env: WorkflowEnvironment,
     tmp_path: Path,
     sessions: sessionmaker[Session],
     templates: Path,
     monkeypatch: pytest.MonkeyPatch,
+    bounded: float,
+    edit: str,
+    reason: str,
 ) -> None:
     monkeypatch.setenv("TEMPLATES_DIR", str(templates))
     page = templates / "ask_review.html.j2"
-    page.write_text(page.read_text().replace("<p>Thank you,", "<p>{{ customer.nickname }}</p>\n<p>Thank you,"))
+    page.write_text(page.read_text().replace("<p>Thank you,", f"{edit}\n<p>Thank you,"))
     async with running_worker(env, tmp_path, sessions) as h:
         c = h.cid("broken")
         await h.profile(c, segment="enterprise")
         await h.send(c, "nps_response", {"score": 10})
         await h.sleep(days=3)
         state = await h.state(c)
-        assert "template 'ask_review'" in (state.last_error or "") and "nickname" in (state.last_error or "")
+        assert "template 'ask_review'" in (state.last_error or "") and reason in (state.last_error or "")
         assert state.asks[0].status == "cancelled"
         await h.send(c, "review_submitted", {"site": "g2", "rating": 5})
         await h.sleep(hours=1)
