@@ -98,13 +98,12 @@ class _Process:
     """One render process and its pipes: a request line in, a reply line out, within a deadline."""
 
     def __init__(self, limits: RenderLimits) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        # `-m` from the project's root: the render process imports our modules whatever the worker's cwd.
         self.popen = subprocess.Popen(
             [sys.executable, "-m", "mail.render_process", repr(limits.seconds), str(limits.memory_mb)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
+            cwd=ROOT,
             close_fds=True,
             start_new_session=True,  # a Ctrl-C meant for the worker does not reach it
         )
