@@ -413,18 +413,8 @@ async def _async(value: Any) -> Any:
 
 
 async def test_referrals_per_advocate_per_day_are_capped(http: httpx.AsyncClient, api: ApiStack) -> None:
-    advocate = f"cap-{uuid.uuid4().hex[:6]}"
-    await http.post(
-        "/v1/events", json=[_profile(advocate), _event(advocate, "nps_response", {"score": 10})], headers=WRITE
-    )
-    state = await _eventually(
-        lambda: _state_with(http, advocate, lambda s: s["referral_code"] and s["events_applied"] == 2)
-    )
-    await _eventually(lambda: _async(_rows(api, Customer, Customer.referral_code == state["referral_code"])))
-    for n in range(5):  # the default playbook's referral_links.max_per_day
-        answer = await http.post("/v1/referrals", json={"referee_email": f"p{n}@prospect{n}.example", "advocate_id": advocate},
-                                 headers=WRITE)  # fmt: skip
-        assert answer.status_code == 201, answer.text
+    # Five: the default playbook's referral_links.max_per_day.
+    advocate, _ = await _advocate_with_referrals(http, api, "cap", *(f"p{n}@prospect{n}.example" for n in range(5)))
     refused = await http.post(
         "/v1/referrals", json={"referee_email": "p9@prospect9.example", "advocate_id": advocate}, headers=WRITE
     )

@@ -46,10 +46,8 @@ WRITE = {"Authorization": f"Bearer {WRITE_KEY}"}
 STRONG = secrets.token_hex(24)
 
 
-@pytest.mark.parametrize("secret", [None, "", "change-me", "dev-only-unsubscribe-secret", "short-secret"])
-def test_the_api_refuses_to_start_without_a_strong_unsubscribe_secret(
-    secret: str | None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _no_serving(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """`starter.py api` with keys set and uvicorn's serving replaced: the list records whether it served."""
     served: list[bool] = []
 
     async def serve(self: uvicorn.Server, sockets: object = None) -> None:
@@ -58,6 +56,14 @@ def test_the_api_refuses_to_start_without_a_strong_unsubscribe_secret(
     monkeypatch.setattr(uvicorn.Server, "serve", serve)
     monkeypatch.setenv("API_WRITE_KEYS", "w" * 32)
     monkeypatch.setenv("API_READ_KEYS", "r" * 32)
+    return served
+
+
+@pytest.mark.parametrize("secret", [None, "", "change-me", "dev-only-unsubscribe-secret", "short-secret"])
+def test_the_api_refuses_to_start_without_a_strong_unsubscribe_secret(
+    secret: str | None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served = _no_serving(monkeypatch)
     if secret is None:
         monkeypatch.delenv("UNSUBSCRIBE_SECRET", raising=False)
     else:
@@ -67,14 +73,7 @@ def test_the_api_refuses_to_start_without_a_strong_unsubscribe_secret(
 
 
 def test_the_api_starts_with_a_strong_unsubscribe_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    served: list[bool] = []
-
-    async def serve(self: uvicorn.Server, sockets: object = None) -> None:
-        served.append(True)
-
-    monkeypatch.setattr(uvicorn.Server, "serve", serve)
-    monkeypatch.setenv("API_WRITE_KEYS", "w" * 32)
-    monkeypatch.setenv("API_READ_KEYS", "r" * 32)
+    served = _no_serving(monkeypatch)
     monkeypatch.setenv("UNSUBSCRIBE_SECRET", STRONG)
     assert starter.main(["api"]) == 0 and served == [True]
 

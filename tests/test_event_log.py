@@ -108,13 +108,20 @@ def test_an_event_id_taken_by_different_content_is_a_conflict(db: sessionmaker[S
             1, 2, 5]  # fmt: skip
 
 
-def test_send_event_refuses_an_event_id_taken_by_a_different_event(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def cli_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A database for `starter.py send-event`, and a Temporal address never reached (refusals come first)."""
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     command.upgrade(alembic_config(url), "head")
     monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # never reached
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")
+    return url
+
+
+def test_send_event_refuses_an_event_id_taken_by_a_different_event(
+    cli_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = cli_db
     with database(url) as sessions, sessions.begin() as session:
         record_events(session, [_event(1)])
     taken = {**asdict(_event(1)), "customer_id": "c2"}
@@ -124,13 +131,8 @@ def test_send_event_refuses_an_event_id_taken_by_a_different_event(
         assert _deliveries(sessions) == {"e1": "pending"}  # nothing of the refused send was stored
 
 
-def test_send_event_refuses_a_referral_of_an_existing_customer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    command.upgrade(alembic_config(url), "head")
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")  # never reached
+def test_send_event_refuses_a_referral_of_an_existing_customer(cli_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    url = cli_db
     with database(url) as sessions, sessions.begin() as session:
         session.add(Customer(customer_id="c9", email="Kim.Lee@gmail.com", created_at=datetime.now(timezone.utc),
                              updated_at=datetime.now(timezone.utc)))  # fmt: skip
