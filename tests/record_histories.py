@@ -38,6 +38,16 @@ RUNS: list[tuple[str, str, Callable[[Harness], Awaitable[None]]]] = [
     ("advisory_board_twice", "seat", scenarios.test_a_second_advisory_board_acceptance_counts_once),
     ("free_mail_referrals", "freemail", updates.test_referrals_on_a_free_mail_domain_by_event_and_by_update),
     ("many_referrals", "budget", scenarios.test_a_journey_keeps_its_latest_referrals_within_the_state_budget),
+    (
+        "promoter_without_segment",
+        "nosegment",
+        scenarios.test_a_promoter_without_segment_or_plan_is_asked_for_a_review_within_days,
+    ),
+    (
+        "champion_without_segment",
+        "nosegchamp",
+        scenarios.test_a_champion_without_segment_or_plan_gets_the_advisory_board_invitation,
+    ),
     ("oversized_events", "oversized", scenarios.test_text_over_its_bound_is_refused_by_the_journey),
     ("referral_burst", "burst", updates.test_fifteen_referrals_at_once_respect_the_daily_cap_and_one_referee_once),
     ("deal_in_yen", "yen", scenarios.test_a_won_deal_in_yen_without_a_rate_holds_the_advocate_reward),

@@ -44,12 +44,13 @@ async def test_full_promoter_path_to_advisory_board(harness: Harness) -> None:
         ("review-site-g2", "issued", Decimal("25.00"))
     ]
 
-    # A month later a milestone is the moment for the next rung: referral.
-    await h.sleep(days=30)
+    # A completed rung leads to the next one as soon as the ask budget allows: referral, three weeks on.
+    await h.sleep(days=20)
     await h.send(c, "usage_milestone", {"milestone": "1000 projects"})
     await h.sleep(days=3)
     state = await h.state(c)
     assert [(a.program, a.status) for a in state.asks][-1] == ("referral", "sent")
+    assert parse_timestamp(state.asks[-1].created_at) - parse_timestamp(state.asks[0].created_at) < timedelta(days=24)
     referral_mail = messages(h.sessions, c)[-1]
     assert referral_mail.template == "ask_referral" and state.referral_code in referral_mail.text
     await h.send(c, "referral_submitted", {"referee_email": "grace@hopper.test", "referee_name": "Grace"})
@@ -57,8 +58,9 @@ async def test_full_promoter_path_to_advisory_board(harness: Harness) -> None:
     state = await h.state(c)
     assert state.asks[-1].status == "completed" and state.referrals[0].status == "submitted"
 
-    # Renewal + promoter NPS: silver tier, reference ask; completion makes a champion.
-    await h.sleep(days=25)
+    # Renewal + promoter NPS: silver tier; the reference ask follows the referral within the budget, and
+    # its completion makes a champion.
+    await h.sleep(days=18)
     await h.send(c, "renewal", {"contract_value": 50000, "term_months": 12})
     await h.send(c, "nps_response", {"score": 9})
     await h.sleep(days=3)
@@ -368,3 +370,45 @@ async def test_a_journey_keeps_its_latest_referrals_within_the_state_budget(harn
     state = await h.state(c)
     assert len(state.referrals) == MAX_REFERRALS_KEPT
     assert state.referrals[0].referee_email == "p5@prospect5.test"
+
+
+async def test_a_promoter_without_segment_or_plan_is_asked_for_a_review_within_days(harness: Harness) -> None:
+    """NPS 10, two milestones and a resolved ticket: the delight is fresh, the review ask goes out."""
+    h, c = harness, harness.cid("nosegment")
+    await h.profile(c)  # email, name, company, time zone: no segment, no plan
+    await h.send(c, "nps_response", {"score": 10})
+    await h.send(c, "usage_milestone", {"milestone": "first dashboard"})
+    await h.send(c, "usage_milestone", {"milestone": "ten users"})
+    await h.send(c, "support_resolved", {"ticket_id": "T-1", "satisfied": True})
+    await h.sleep(days=3)
+    state = await h.state(c)
+    assert [(a.program, a.status) for a in state.asks] == [("review", "sent")], state.ask_outlook
+    assert state.ask_outlook == "waiting for the answer to the review ask (sent)"
+
+
+async def test_a_champion_without_segment_or_plan_gets_the_advisory_board_invitation(harness: Harness) -> None:
+    """Review, referral and reference completed with two promoter answers: a champion, whose next rung is
+    the advisory board, within the ask budget."""
+    h, c = harness, harness.cid("nosegchamp")
+    await h.profile(c)
+    await h.send(c, "nps_response", {"score": 10})
+    await h.sleep(days=3)
+    await h.send(c, "review_submitted", {"site": "g2", "rating": 5})
+    await h.sleep(days=30)
+    await h.send(c, "usage_milestone", {"milestone": "1000 projects"})
+    await h.sleep(days=3)
+    await h.send(c, "referral_submitted", {"referee_email": "grace@hopper.test"})
+    await h.sleep(days=30)
+    await h.send(c, "nps_response", {"score": 9})
+    await h.sleep(days=3)
+    state = await h.state(c)
+    assert [a.program for a in state.asks] == ["review", "referral", "reference"], state.ask_outlook
+    await h.send(c, "reference_completed", {"notes": "great call"})
+    await h.sleep(hours=2)
+    assert (await h.state(c)).stage == "champion"
+    await h.sleep(days=30)
+    state = await h.state(c)
+    advisory = [a for a in state.asks if a.program == "advisory_board"]
+    assert advisory and advisory[0].sent_at, state.ask_outlook
+    champion_at = parse_timestamp(state.last_completed_at["reference"])
+    assert parse_timestamp(advisory[0].sent_at) - champion_at <= timedelta(days=21 + 3)  # the budget's gap

@@ -48,6 +48,21 @@ def test_currency_rates_are_kept_exact() -> None:
         (("currency_rates", "JPY"), 0, "playbook.currency_rates.JPY: must be a number above 0"),
         (("currency_rates", "yen"), 0.0067, "playbook.currency_rates.yen: expected a three-letter currency code"),
         (("currency_rates", "USD"), 2, "playbook.currency_rates.USD: the reward currency itself converts at 1"),
+        (("programs", "review", "qualify"), {"promoter": True}, "playbook.programs.review.qualify: expected a list"),
+        (
+            ("programs", "review", "qualify"),
+            [{"promoter": "yes"}],
+            "playbook.programs.review.qualify[0].promoter: expected true or false",
+        ),
+        (
+            ("programs", "review", "qualify"),
+            [{"min_tier": "diamond"}],
+            "playbook.programs.review.qualify[0].min_tier: unknown tier",
+        ),
+        (("programs", "review", "qualify"), [{"nps": 10}], "playbook.programs.review.qualify[0].nps: unknown setting"),
+        (("programs", "review", "qualify"), [{}], "playbook.programs.review.qualify[0]: expected a mapping"),
+        (("fit", "unknown", "segment"), "some", "playbook.fit.unknown.segment: expected a whole number"),
+        (("fit", "unknown", "region"), 5, "playbook.fit.unknown.region: unknown setting"),
     ],
 )
 def test_bad_playbook_names_the_setting(path: tuple[str, ...], value: Any, message: str, tmp_path: Path) -> None:
@@ -78,3 +93,17 @@ def test_durations() -> None:
     assert parse_duration(30, "x") == 30
     with pytest.raises(PlaybookError):
         parse_duration("-1d", "x")
+
+
+def test_qualification_defaults_and_neutral_fit() -> None:
+    data = raw()
+    for program in data["programs"].values():
+        program.pop("qualify", None)
+    data["fit"].pop("unknown")
+    pb = Playbook.from_dict(data)
+    # A playbook that names no ways in gets the default ladder; unknown fit counts the lower median.
+    assert [way.describe() for way in pb.program("review").ways_in()] == ["a promoter NPS"]
+    assert [way.describe() for way in pb.program("advisory_board").ways_in()] == ["champion status"]
+    assert (pb.fit_for_unknown("segment"), pb.fit_for_unknown("plan")) == (15, 5)
+    data["programs"]["review"]["qualify"] = []
+    assert Playbook.from_dict(data).program("review").ways_in() == []  # tier only, said explicitly

@@ -4,8 +4,9 @@ and every fix that changes what a recorded journey did asks `patched` first."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from itertools import pairwise
+from itertools import pairwise, permutations
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from workflows.model import OPEN_ASK_STATUSES, JourneyState
 from workflows.playbook import Playbook
 from workflows.policy import Patched, Policy, every_fix
 from workflows.policy.asks import reminder_due
+from workflows.policy.scoring import is_champion
 from workflows.schedule import next_business_time
 
 PB = read_playbook(DEFAULT_PLAYBOOK)
@@ -67,19 +69,27 @@ class OldCode:
         return False
 
 
-def _run_due(state: JourneyState, ctx: Policy, until: datetime, log: list[policy.Effect]) -> None:
+# Called with the state as each effect is asked for, before it succeeds.
+Seen = Callable[[JourneyState, policy.Effect], None] | None
+
+
+def _run_due(state: JourneyState, ctx: Policy, until: datetime, log: list[policy.Effect], seen: Seen = None) -> None:
     """Let time pass from `ctx.now` to `until`, running every wake-up on the way (effects succeed at once)."""
     for _ in range(500):
         wake = policy.next_wake(state, ctx)
         if wake is None or wake[0] > until:
             return
         ctx = ctx.at(max(ctx.now, wake[0]))
-        _succeed(state, policy.advance(state, ctx), ctx, log)
+        _succeed(state, policy.advance(state, ctx), ctx, log, seen)
     raise AssertionError("the journey keeps waking without progress")
 
 
-def _succeed(state: JourneyState, effects: list[policy.Effect], ctx: Policy, log: list[policy.Effect]) -> None:
+def _succeed(
+    state: JourneyState, effects: list[policy.Effect], ctx: Policy, log: list[policy.Effect], seen: Seen = None
+) -> None:
     for effect in effects:
+        if seen is not None:
+            seen(state, effect)
         log.append(effect)
         policy.effect_done(state, ctx, effect)
 
@@ -89,8 +99,9 @@ def simulate(
     log: list[policy.Effect] | None = None,
     *,
     patched: Patched = every_fix,
-    profile: dict[str, str] | None = None,
+    profile: Mapping[str, str | None] | None = None,
     playbook: Playbook = PB,
+    seen: Seen = None,
 ) -> JourneyState:
     """Run the policy over `steps`; every effect it asks for is appended to `log`."""
     log = [] if log is None else log
@@ -101,17 +112,17 @@ def simulate(
          "data": {"email": "ada@acme.co", "name": "Ada", "company": "Acme", "segment": "enterprise", **(profile or {})}}
     )  # fmt: skip
     ctx = Policy(playbook=playbook, now=now, patched=patched)
-    _succeed(state, policy.apply_event(state, ctx, first), ctx, log)
+    _succeed(state, policy.apply_event(state, ctx, first), ctx, log, seen)
     for hours, (kind, data), bucket in steps:
-        _run_due(state, ctx, now + timedelta(hours=hours), log)
+        _run_due(state, ctx, now + timedelta(hours=hours), log, seen)
         now += timedelta(hours=hours)
         ctx = ctx.at(now)
         event = parse_event(
             {"event_id": f"{kind}-{bucket}", "customer_id": "c-1", "type": kind, "occurred_at": iso(now), "data": data}
         )
-        _succeed(state, policy.apply_event(state, ctx, event), ctx, log)
-        _succeed(state, policy.advance(state, ctx), ctx, log)
-    _run_due(state, ctx, now + timedelta(days=120), log)
+        _succeed(state, policy.apply_event(state, ctx, event), ctx, log, seen)
+        _succeed(state, policy.advance(state, ctx), ctx, log, seen)
+    _run_due(state, ctx, now + timedelta(days=120), log, seen)
     return state
 
 
@@ -187,9 +198,14 @@ def test_a_reminder_a_week_later_across_daylight_saving_waits_for_business_hours
     assert reminder_due(state, ctx, sent) == datetime(2026, 3, 16, 8, 0, tzinfo=timezone.utc)
 
 
+_PROMOTER: list[tuple[float, tuple[str, dict[str, Any]], int]] = [
+    (1.0, ("nps_response", {"score": 10}), 0),
+    (1.0, ("usage_milestone", {"milestone": "a"}), 1),
+    (1.0, ("usage_milestone", {"milestone": "b"}), 2),
+]
 # Sequences that reach each fix's branch: (what is sent, the fix it must ask about, the advocate's profile).
-_NY = {"timezone": "America/New_York"}
-_GATED: list[tuple[list[tuple[float, tuple[str, dict[str, Any]], int]], str, dict[str, str]]] = [
+_NY: dict[str, str | None] = {"timezone": "America/New_York"}
+_GATED: list[tuple[list[tuple[float, tuple[str, dict[str, Any]], int]], str, dict[str, str | None]]] = [
     ([(0.0, ("review_submitted", {"site": "g2", "rating": 5}), n) for n in (0, 1)], patches.ORGANIC_COMPLETION_ONCE, {}),
     ([(0.0, ("advisory_board_response", {"accepted": True}), n) for n in (0, 1)], patches.ORGANIC_COMPLETION_ONCE, {}),
     (
@@ -202,6 +218,8 @@ _GATED: list[tuple[list[tuple[float, tuple[str, dict[str, Any]], int]], str, dic
     ([(1452.0, ("nps_response", {"score": 10}), 0)], patches.REMINDERS_IN_BUSINESS_HOURS, _NY),
     ([(1.0, ("referral_submitted", {"referee_email": "bob@gmx.de"}), 0)], patches.SHARED_FREE_MAIL_LIST, {"email": "ada@gmx.de"}),
     ([(0.0, ("case_study_published", {}), n) for n in range(501)], patches.STATE_BUDGET, {}),
+    # A promoter with no segment or plan: asked for a review while the delight is fresh.
+    (_PROMOTER, patches.PROGRAM_QUALIFICATION, {"segment": None}),
     ([(1.0, ("referral_converted", {"referee_email": "a@x.co", "stage": "won", "amount": 30000, "currency": "JPY"}), 0)],
      patches.REFERRAL_DEAL_CURRENCY, {}),
     ([(0.01, ("referral_submitted", {"referee_email": f"p{n}@prospect{n}.co"}), n) for n in range(6)],
@@ -304,3 +322,42 @@ def test_won_refunded_won_is_said_not_dropped_silently() -> None:
     advocate = [r for r in state.rewards if r.beneficiary == "advocate"]
     assert [r.status for r in advocate] == ["void"]
     assert any("won again after its reward was voided" in entry.reason for entry in state.score_log)
+
+
+def test_a_promoter_without_segment_or_plan_is_asked_while_the_delight_is_fresh() -> None:
+    before = simulate(_PROMOTER, patched=OldCode(), profile={"segment": None})
+    after = simulate(_PROMOTER, profile={"segment": None})
+    assert before.asks == [] and before.score < PB.qualify_score
+    assert [a.program for a in after.asks] == ["review"]
+    assert parse_timestamp(after.asks[0].created_at) - START < timedelta(days=7)
+
+
+_RUNGS = {"review": ("review_submitted", {"site": "g2", "rating": 5}), "reference": ("reference_completed", {}),
+          "case_study": ("case_study_published", {}), "speaking": ("speaking_completed", {})}  # fmt: skip
+
+
+@pytest.mark.parametrize("segment", [None, "smb", "enterprise"])
+@pytest.mark.parametrize("plan", [None, "premium"])
+@pytest.mark.parametrize("rungs", list(permutations(_RUNGS, 3)))
+def test_every_champion_with_no_block_is_invited_to_the_advisory_board(
+    segment: str | None, plan: str | None, rungs: tuple[str, ...]
+) -> None:
+    """Whatever the profile says and whichever three rungs made the champion."""
+    steps: list[tuple[float, tuple[str, dict[str, Any]], int]] = [(1.0, ("nps_response", {"score": 10}), 0)]
+    steps += [(24.0 * 10, _RUNGS[rung], n) for n, rung in enumerate(rungs, 1)]
+    steps += [(24.0, ("nps_response", {"score": 9}), 9)]
+    state = simulate(steps, profile={"segment": segment, "plan": plan})
+    assert is_champion(state, PB) and not (state.opted_out or state.at_risk_since or state.paused)
+    advisory = [a for a in state.asks if a.program == "advisory_board"]
+    assert advisory, [(a.program, a.status, a.created_at) for a in state.asks]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(step, max_size=40), st.sampled_from([None, "enterprise"]))
+def test_no_customer_at_risk_or_opted_out_is_ever_asked(steps: list[Any], segment: str | None) -> None:
+    def seen(state: JourneyState, effect: policy.Effect) -> None:
+        if isinstance(effect, policy.SendEmail) and effect.step == "invite":
+            assert not (state.opted_out or state.churned or state.paused), effect
+            assert state.at_risk_since is None, (effect, state.at_risk_since)
+
+    simulate(steps, profile={"segment": segment}, seen=seen)

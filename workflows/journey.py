@@ -149,6 +149,7 @@ class AdvocacyJourney:
                 break
             await self._run_effects(effects)
         self.wake = policy.next_wake(state, self._policy())
+        state.ask_outlook = policy.plan_ask(state, self._policy()).why
         self._publish()
 
     def _parse(self, raw: Any) -> CustomerEvent:
@@ -312,6 +313,8 @@ class AdvocacyJourney:
             lines.append(f"Open ask: {ask.program} `{ask.ask_id}` ({ask.status}, sent {ask.sent_at})")
         if self.wake is not None:
             lines.append(f"Next: {self.wake[1]} at {iso(self.wake[0])}")
+        if s.ask_outlook:
+            lines.append(f"Asks: {s.ask_outlook}")
         pending = sum(r.status == "pending" for r in s.rewards)
         issued = sum(r.status == "issued" for r in s.rewards)
         lines.append(

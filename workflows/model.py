@@ -183,6 +183,8 @@ class JourneyState:
     email_undeliverable: str | None = None
     # Completed activities by program and key (a review per site): one without an ask counts once.
     completion_keys: list[str] = field(default_factory=list)
+    # The next ask, or why there is none right now ("why didn't we ask Acme?"): workflows.policy.plan_ask.
+    ask_outlook: str | None = None
 
 
 @dataclass(kw_only=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import statistics
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -67,6 +68,37 @@ class ReferralRewardSpec:
 
 
 @dataclass
+class Qualifier:
+    """One way into a program: all of what it names must hold."""
+
+    promoter: bool = False  # the latest NPS answer is a promoter's
+    min_tier: str | None = None
+    min_completed: int = 0
+    champion: bool = False
+
+    def describe(self) -> str:
+        parts = [
+            *(["a promoter NPS"] if self.promoter else []),
+            *([f"tier {self.min_tier}"] if self.min_tier else []),
+            *([f"{self.min_completed} completed activities"] if self.min_completed else []),
+            *(["champion status"] if self.champion else []),
+        ]
+        return " and ".join(parts) or "nothing"
+
+
+# Ways into each program besides its tier, for playbooks that name none (`qualify` absent): low-effort
+# asks open on the promoter signal itself, the higher rungs on demonstrated advocacy.
+DEFAULT_WAYS_IN: dict[str, list[Qualifier]] = {
+    "review": [Qualifier(promoter=True)],
+    "referral": [Qualifier(promoter=True)],
+    "reference": [Qualifier(promoter=True)],
+    "case_study": [Qualifier(min_completed=3)],
+    "speaking": [Qualifier(champion=True)],
+    "advisory_board": [Qualifier(champion=True)],
+}
+
+
+@dataclass
 class ProgramSpec:
     name: str
     effort: int
@@ -77,6 +109,11 @@ class ProgramSpec:
     max_churn_risk: str = "low"  # highest churn-risk level at which we still ask
     reward: RewardSpec | None = None
     link: str | None = None
+    # Ways in besides `min_tier` (any one will do; the gates above hold for all). None: DEFAULT_WAYS_IN.
+    qualify: list[Qualifier] | None = None
+
+    def ways_in(self) -> list[Qualifier]:
+        return DEFAULT_WAYS_IN.get(self.name, []) if self.qualify is None else self.qualify
 
 
 @dataclass
@@ -95,6 +132,9 @@ class Playbook:
     programs: list[ProgramSpec]
     signals: dict[str, int]
     fit: dict[str, dict[str, int]]
+    # Points for a profile field that is not known (no segment, no plan): neutral, not zero. A field
+    # missing here counts the lower median of its points (`fit_for_unknown`).
+    fit_unknown: dict[str, int] = field(default_factory=dict)
     promoter_min: int = 9
     detractor_max: int = 6
     # Invite only within this long after a positive moment (a promoter NPS, a milestone...).
@@ -130,6 +170,12 @@ class Playbook:
             if spec.name == name:
                 return spec
         raise KeyError(name)
+
+    def fit_for_unknown(self, key: str) -> int:
+        if key in self.fit_unknown:
+            return self.fit_unknown[key]
+        points = list(self.fit.get(key, {}).values())
+        return int(statistics.median_low(points)) if points else 0
 
     def tier_rank(self, name: str) -> int:
         for rank, tier in enumerate(self.tiers):
@@ -186,6 +232,29 @@ def _int(value: Any, where: str, *, minimum: int = 0, maximum: int | None = None
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise PlaybookError(f"{where}: must be {bound}")
     return value
+
+
+def _ways_in(raw: Any, where: str, tier_names: list[str]) -> list[Qualifier]:
+    if not isinstance(raw, list):
+        raise PlaybookError(f"{where}: expected a list of ways in, e.g. [{{promoter: true}}, {{min_completed: 3}}]")
+    ways = []
+    for n, item in enumerate(raw):
+        at = f"{where}[{n}]"
+        if not isinstance(item, dict) or not item:
+            raise PlaybookError(f"{at}: expected a mapping of promoter, min_tier, min_completed, champion")
+        _check_keys(item, {"promoter", "min_tier", "min_completed", "champion"}, at)
+        tier = item.get("min_tier")
+        if tier is not None and tier not in tier_names:
+            raise PlaybookError(f"{at}.min_tier: unknown tier {tier!r}; one of {', '.join(tier_names)}")
+        ways.append(
+            Qualifier(
+                promoter=_flag(item.get("promoter", False), f"{at}.promoter"),
+                min_tier=tier,
+                min_completed=_int(item.get("min_completed", 0), f"{at}.min_completed"),
+                champion=_flag(item.get("champion", False), f"{at}.champion"),
+            )
+        )
+    return ways
 
 
 def _reward(raw: Any, where: str) -> RewardSpec:
@@ -269,6 +338,7 @@ def _build(raw: Any) -> Playbook:
                 "max_churn_risk",
                 "reward",
                 "link",
+                "qualify",
             },
             where,
         )
@@ -290,6 +360,7 @@ def _build(raw: Any) -> Playbook:
                 max_churn_risk=risk,
                 reward=None if item.get("reward") is None else _reward(item["reward"], f"{where}.reward"),
                 link=item.get("link"),
+                qualify=None if "qualify" not in item else _ways_in(item["qualify"], f"{where}.qualify", tier_names),
             )
         )
     programs.sort(key=lambda p: p.effort)
@@ -312,8 +383,13 @@ def _build(raw: Any) -> Playbook:
     fit_raw = raw.get("fit", {})
     if not isinstance(fit_raw, dict) or not all(isinstance(v, dict) for v in fit_raw.values()):
         raise PlaybookError("playbook.fit: expected a mapping of profile field to {value: points}")
-    _check_keys(fit_raw, {"segment", "plan"}, "playbook.fit")
-    fit = {k: {str(a): _int(b, f"playbook.fit.{k}.{a}", maximum=50) for a, b in v.items()} for k, v in fit_raw.items()}
+    _check_keys(fit_raw, {"segment", "plan", "unknown"}, "playbook.fit")
+    fit = {
+        k: {str(a): _int(b, f"playbook.fit.{k}.{a}", maximum=50) for a, b in v.items()}
+        for k, v in fit_raw.items()
+        if k != "unknown"
+    }
+    _check_keys(fit_raw.get("unknown", {}), {"segment", "plan"}, "playbook.fit.unknown")
 
     budget = raw.get("ask_budget", {})
     if not isinstance(budget, dict):
@@ -386,6 +462,9 @@ def _build(raw: Any) -> Playbook:
         programs=programs,
         signals=signals,
         fit=fit,
+        fit_unknown={
+            k: _int(v, f"playbook.fit.unknown.{k}", maximum=50) for k, v in fit_raw.get("unknown", {}).items()
+        },
         promoter_min=_int(raw.get("promoter_min", 9), "playbook.promoter_min", maximum=10),
         detractor_max=_int(raw.get("detractor_max", 6), "playbook.detractor_max", maximum=10),
         moment_window_seconds=parse_duration(raw.get("moment_window", "14d"), "playbook.moment_window"),

@@ -16,7 +16,7 @@ the workflow sandbox, in property tests, the simulator and forecasts.
     outcomes    effect results and the mail provider's feedback
 """
 
-from workflows.policy.asks import churn, open_ask, opt_out
+from workflows.policy.asks import churn, open_ask, opt_out, plan_ask
 from workflows.policy.budget import seen
 from workflows.policy.context import Patched, Policy, every_fix
 from workflows.policy.due import advance, next_wake
@@ -59,6 +59,7 @@ __all__ = [
     "next_wake",
     "open_ask",
     "opt_out",
+    "plan_ask",
     "referral_refusal",
     "refresh",
     "seen",

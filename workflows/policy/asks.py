@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from workflows.model import OPEN_ASK_STATUSES, Ask, JourneyState
 from workflows.playbook import Playbook, ProgramSpec
 from workflows.policy.context import Policy
 from workflows.policy.effects import Effect, RecordAsk, SendEmail
-from workflows.policy.ladder import pick_program
+from workflows.policy.ladder import pick_program, requirements
 from workflows.policy.scoring import refresh
 from workflows.schedule import next_business_time, seconds
 
@@ -120,25 +120,71 @@ def budget_next(state: JourneyState, pb: Playbook, now: datetime) -> datetime:
 
 def next_ask(state: JourneyState, ctx: Policy) -> tuple[ProgramSpec, datetime] | None:
     """Which program to ask for next and from when, or None while no ask may go out."""
+    plan = plan_ask(state, ctx)
+    return None if plan.spec is None or plan.at is None else (plan.spec, plan.at)
+
+
+@dataclass(frozen=True)
+class AskPlan:
+    """The next ask (program and moment), or why there is none: what the `ask_outlook` says."""
+
+    spec: ProgramSpec | None
+    at: datetime | None
+    why: str
+
+
+def plan_ask(state: JourneyState, ctx: Policy) -> AskPlan:
     pb = ctx.playbook
-    if asks_blocked(state) or state.at_risk_since is not None or not state.profile.email or state.email_undeliverable:
-        return None
-    if open_ask(state) is not None or state.score < pb.qualify_score:
-        return None
+    for blocked, why in (
+        (state.churned, "the customer churned"),
+        (state.opted_out, "the customer opted out"),
+        (state.paused, "paused by ops"),
+        (state.at_risk_since is not None, f"at risk since {state.at_risk_since}: asks wait for the cooldown and a positive signal"),
+        (not state.profile.email, "no email address yet (no customer_profile)"),
+        (state.email_undeliverable is not None, f"the email address is undeliverable ({state.email_undeliverable})"),
+    ):  # fmt: skip
+        if blocked:
+            return AskPlan(None, None, f"not asking: {why}")
+    current = open_ask(state)
+    if current is not None:
+        return AskPlan(None, None, f"waiting for the answer to the {current.program} ask ({current.status})")
     moment = when(state.last_positive_at)
     if moment is None:
-        return None
+        return AskPlan(None, None, "not asking: no moment of delight yet (a promoter NPS, a milestone, ...)")
     spec = pick_program(state, ctx)
     if spec is None:
-        return None
-    not_before = budget_next(state, pb, ctx.now)
+        return AskPlan(None, None, f"not asking: not qualified for any program ({_qualification(state, ctx)})")
+    budget = budget_next(state, pb, ctx.now)
+    not_before, why = budget, "the ask budget" if budget > ctx.now else ""
     cooldown = when(state.cooldown_until)
     if cooldown is not None and cooldown > not_before:
-        not_before = cooldown
-    not_before = next_business_time(not_before, state.profile.timezone, pb.business_hours)
-    if not_before > moment + seconds(pb.moment_window_seconds):
-        return None  # the moment will have passed: wait for the next positive signal
-    return spec, not_before
+        not_before, why = cooldown, "the cooldown after a decline"
+    aligned = next_business_time(not_before, state.profile.timezone, pb.business_hours)
+    if aligned > not_before:
+        not_before, why = aligned, why or "business hours"
+    window_ends = moment + seconds(pb.moment_window_seconds)
+    if not_before > window_ends and not (_rung_open(state, spec) and ctx.patched(patches.PROGRAM_QUALIFICATION)):
+        # The moment will have passed: wait for the next positive signal.
+        return AskPlan(None, None, f"not asking: the moment of {iso(moment)} passes before {why} allows "
+                                   f"the {spec.name} ask ({iso(not_before)}); waiting for the next one")  # fmt: skip
+    return AskPlan(spec, not_before, f"next: {spec.name} ask at {iso(not_before)}" + (f", after {why}" if why else ""))
+
+
+def _rung_open(state: JourneyState, spec: ProgramSpec) -> bool:
+    """A rung completed since the last ask opens the next one until the budget allows it (demonstrated
+    advocacy is not a passing mood), for programs that build on completed activities."""
+    if not (spec.min_completed or spec.requires_champion):
+        return False
+    completions = [parse_timestamp(at) for at in state.last_completed_at.values()]
+    last_ask = max((parse_timestamp(a.created_at) for a in state.asks), default=None)
+    return bool(completions) and (last_ask is None or max(completions) > last_ask)
+
+
+def _qualification(state: JourneyState, ctx: Policy) -> str:
+    pb = ctx.playbook
+    rest = [spec for spec in pb.programs if not state.completed.get(spec.name)] or pb.programs
+    spec = rest[0]
+    return f"score {state.score}, tier {state.tier}; {spec.name} needs {requirements(spec)}"
 
 
 def reminder_due(state: JourneyState, ctx: Policy, sent: datetime) -> datetime:

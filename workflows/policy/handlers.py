@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 
+from workflows import patches
 from workflows.events import iso, parse_timestamp, when
 from workflows.model import CustomerEvent, JourneyState
 from workflows.policy.asks import close_open_ask, enter_risk, opt_out
@@ -56,8 +57,13 @@ def _profile(state: JourneyState, ctx: Policy, ev: CustomerEvent, at: datetime) 
         if data.get(key) is not None:
             setattr(p, key, data[key])
     p.updated_at = iso(at)
-    fit = ctx.playbook.fit
-    state.fit = min(30, sum(fit.get(k, {}).get(str(getattr(p, k) or ""), 0) for k in ("segment", "plan")))
+    pb = ctx.playbook
+    points = {k: pb.fit.get(k, {}).get(str(getattr(p, k) or ""), 0) for k in ("segment", "plan")}
+    # An unknown segment or plan is neutral, not zero (it used to keep such customers below every tier).
+    neutral = {k: pb.fit_for_unknown(k) for k in points if getattr(p, k) is None}
+    if any(neutral.values()) and ctx.patched(patches.PROGRAM_QUALIFICATION):
+        points.update(neutral)
+    state.fit = min(30, sum(points.values()))
     return [RecordCustomer()]
 
 

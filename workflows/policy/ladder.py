@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from workflows import patches
 from workflows.events import parse_timestamp, when
 from workflows.model import JourneyState
-from workflows.playbook import Playbook, ProgramSpec
+from workflows.playbook import Playbook, ProgramSpec, Qualifier
 from workflows.policy.context import Policy
 from workflows.policy.scoring import completed_total, is_champion
 from workflows.schedule import seconds
@@ -36,21 +37,51 @@ def _effort_ceiling(state: JourneyState, pb: Playbook, now: datetime) -> int | N
     return spec.effort
 
 
+def _holds(way: Qualifier, state: JourneyState, pb: Playbook) -> bool:
+    return (
+        (not way.promoter or (state.last_nps is not None and state.last_nps >= pb.promoter_min))
+        and (way.min_tier is None or pb.tier_rank(state.tier) >= pb.tier_rank(way.min_tier))
+        and completed_total(state) >= way.min_completed
+        and (not way.champion or is_champion(state, pb))
+    )
+
+
+def _qualifies(state: JourneyState, ctx: Policy, spec: ProgramSpec) -> bool:
+    """By its tier (and the playbook's qualify_score, as before), or by one of its other ways in."""
+    pb = ctx.playbook
+    by_tier = state.score >= pb.qualify_score and pb.tier_rank(state.tier) >= pb.tier_rank(spec.min_tier)
+    if by_tier:
+        return True
+    # Fit used to gate every program: a promoter with no segment or plan was never asked.
+    return any(_holds(way, state, pb) for way in spec.ways_in()) and ctx.patched(patches.PROGRAM_QUALIFICATION)
+
+
+def requirements(spec: ProgramSpec) -> str:
+    """What qualifies a customer for `spec`, in words (for the `ask_outlook` explanation)."""
+    ways = [f"tier {spec.min_tier}", *(way.describe() for way in spec.ways_in())]
+    gates = [
+        *([f"{spec.min_completed} completed activities"] if spec.min_completed else []),
+        *(["champion status"] if spec.requires_champion else []),
+    ]
+    return " or ".join(ways) + (f", with {' and '.join(gates)}" if gates else "")
+
+
 def pick_program(state: JourneyState, ctx: Policy) -> ProgramSpec | None:
     pb, now = ctx.playbook, ctx.now
     total = completed_total(state)
     champion = is_champion(state, pb)
-    tier_rank = pb.tier_rank(state.tier)
     effort_ceiling = _effort_ceiling(state, pb, now)
     candidates = []
     for spec in pb.programs:
-        if tier_rank < pb.tier_rank(spec.min_tier) or total < spec.min_completed:
+        if total < spec.min_completed:
             continue
         if spec.requires_champion and not champion:
             continue
         if _RISK_RANK[state.churn_risk] > _RISK_RANK[spec.max_churn_risk]:
             continue
-        if effort_ceiling is not None and spec.effort >= effort_ceiling:
+        # Recognition is no escalation: a champion's invitation does not wait out a lower rung's decline.
+        capped = effort_ceiling is not None and spec.effort >= effort_ceiling
+        if capped and not (spec.requires_champion and ctx.patched(patches.PROGRAM_QUALIFICATION)):
             continue
         done = state.completed.get(spec.name, 0)
         if done:
@@ -65,6 +96,8 @@ def pick_program(state: JourneyState, ctx: Policy) -> ProgramSpec | None:
             for a in state.asks
         )  # fmt: skip
         if declined_recently:
+            continue
+        if not _qualifies(state, ctx, spec):
             continue
         candidates.append((not spec.requires_champion, done > 0, spec.effort, spec))
     if not candidates:
