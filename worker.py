@@ -36,6 +36,9 @@ from workflows.journey import AdvocacyJourney
 
 # Activities (and local activities) share these threads: a send blocked on a template holds one.
 ACTIVITY_SLOTS = 16
+# Local activities (playbook, customer record) share the executor: threads of their own, so a journey's
+# setup never queues behind slow sends and its workflow task is not split by a heartbeat.
+LOCAL_ACTIVITY_SLOTS = 8
 
 
 @dataclass
@@ -74,8 +77,9 @@ def build_worker(client: Client, task_queue: str, parts: WorkerParts, settings: 
             restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")
         ),
         activities=[PlaybookActivities(parts.playbook_path).load_playbook, email.send_email, *records.all()],
-        activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_SLOTS),
+        activity_executor=ThreadPoolExecutor(max_workers=ACTIVITY_SLOTS + LOCAL_ACTIVITY_SLOTS),
         max_concurrent_activities=ACTIVITY_SLOTS,
+        max_concurrent_local_activities=LOCAL_ACTIVITY_SLOTS,
         graceful_shutdown_timeout=timedelta(seconds=30),
     )
 

@@ -72,6 +72,7 @@ class AdvocacyJourney:
         self.dirty = False
         self.published: dict[str, Any] = {}
         self.counters: dict[str, MetricCounter] = {}
+        self.qualification = False  # patches.PROGRAM_QUALIFICATION, asked at the start of `run`
         # The next due moment, computed once per step for both the timer and the current details.
         self.wake: tuple[datetime, str] | None = None
 
@@ -80,6 +81,10 @@ class AdvocacyJourney:
     @workflow.run
     async def run(self, input: JourneyInput) -> JourneyState:
         state = self.state
+        # Asked once, before any local activity: a patch first asked after one can fall in another
+        # workflow task on replay than it did live (a slow local activity splits the task), and
+        # `patched` answers per task. The policy asks it where old and new part; this is the answer.
+        self.qualification = workflow.patched(patches.PROGRAM_QUALIFICATION)
         if input.state is None:
             state.started_at = iso(workflow.now())
             state.referral_code = "".join(workflow.random().choice(_CODE_ALPHABET) for _ in range(8))
@@ -164,7 +169,10 @@ class AdvocacyJourney:
     def _policy(self) -> policy.Policy:
         """The policy's view of this moment; every fix it asks about is asked of `workflow.patched`."""
         assert self.pb is not None
-        return policy.Policy(playbook=self.pb, now=workflow.now(), patched=workflow.patched)
+        return policy.Policy(playbook=self.pb, now=workflow.now(), patched=self._patched)
+
+    def _patched(self, name: str) -> bool:
+        return self.qualification if name == patches.PROGRAM_QUALIFICATION else workflow.patched(name)
 
     async def _run_effects(self, effects: list[policy.Effect]) -> None:
         pending = list(effects)
