@@ -35,7 +35,7 @@ from mail.links import (
     verify_page_token,
     verify_unsubscribe_token,
 )
-from mail.lint import is_internal
+from mail.lint import check, is_internal
 from mail.templates import TemplateRenderer
 from plumbing.config import DEFAULT_PLAYBOOK, TEMPLATES_DIR
 from storage.db import database
@@ -376,3 +376,21 @@ async def _async(value: Any) -> Any:
 def _rows(api: ApiStack, model: Any, *where: Any) -> list[Any]:
     with database(api.db_url) as sessions, sessions() as session:
         return list(session.scalars(select(model).where(*where)))
+
+
+def test_templates_check_refuses_a_link_to_a_path_the_api_does_not_serve(tmp_path: Path) -> None:
+    templates = Path(shutil.copytree(TEMPLATES_DIR, tmp_path / "templates"))
+    utm = "utm_source=advocacy&amp;utm_medium=email&amp;utm_campaign=reference"
+    html_file = templates / "ask_reference.html.j2"
+    html_file.write_text(html_file.read_text().replace(
+        "{{ links.activation }}", f"{{{{ company.website }}}}/story/{{{{ customer.customer_id }}}}?{utm}"))  # fmt: skip
+    text_file = templates / "ask_reference.txt.j2"
+    text_file.write_text(text_file.read_text().replace("{{ links.activation }}", "{{ company.website }}/stories"))
+    errors = [str(p) for p in check(TemplateRenderer(templates)) if p.severity == "error"]
+    assert any(
+        e.startswith("ask_reference.html.j2:7: error: link ") and "/story/c-sample" in e and "no page at" in e
+        for e in errors
+    ), errors
+    assert any(e.startswith("ask_reference.txt.j2") and "/stories" in e and "no page at" in e for e in errors), errors
+    # The shipped templates link only to pages the API serves.
+    assert not [p for p in check(TemplateRenderer(TEMPLATES_DIR)) if "no page at" in p.reason]
