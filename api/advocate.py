@@ -299,6 +299,10 @@ async def refer(token: str, request: Request) -> Response:
         except referrals.ReferralRefused as err:
             field = {"referee_email": "email", "referee_name": "name", "referee_company": "company"}
             form.errors[field.get(err.field, "email")] = _sentence(err.message)
+        except RPCError as err:  # the claim was released: the same form sent again later is taken
+            log.warning("advocate page: referral by %s not delivered: %s", customer_id, err.message)
+            return _message(d, "Please try again in a minute", "Your referral was not sent: nothing was changed.",
+                            503, back=f"/a/{token}")  # fmt: skip
         else:
             log.info("advocate page: %s referred %s", customer_id, result.referral_id)
             who = form.values["name"] or "your colleague"

@@ -394,3 +394,31 @@ def test_templates_check_refuses_a_link_to_a_path_the_api_does_not_serve(tmp_pat
     assert any(e.startswith("ask_reference.txt.j2") and "/stories" in e and "no page at" in e for e in errors), errors
     # The shipped templates link only to pages the API serves.
     assert not [p for p in check(TemplateRenderer(TEMPLATES_DIR)) if "no page at" in p.reason]
+
+
+async def test_an_ask_declined_from_its_page_reaches_the_journey_once(
+    http: httpx.AsyncClient, api: ApiStack, env: WorkflowEnvironment
+) -> None:
+    customer = await _with_open_ask(http, env, api, "decline")
+    state = await _state(http, customer)
+    assert state is not None
+    ask_id, token = state["asks"][0]["ask_id"], page_token(customer, "advocate")
+    page = await http.get(f"/a/{token}/asks/{ask_id}")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert page.status_code == 200 and csrf is not None
+    url = f"/a/{token}/asks/{ask_id}"
+    _plain_page(await http.post(url, data={"csrf": csrf.group(1), "answer": "maybe"}), 422, "Please choose an answer")
+    _plain_page(
+        await http.post(url, data={"csrf": csrf.group(1), "answer": "decline"}), 200, "Thanks for letting us know"
+    )
+    declined = await _state(http, customer)
+    assert declined is not None and declined["asks"][0]["status"] == "declined" and declined["cooldown_until"]
+    for answer in ("decline", "accept"):
+        _plain_page(await http.post(url, data={"csrf": csrf.group(1), "answer": answer}), 200, "Already answered")
+    after = await _state(http, customer)
+    assert after is not None and after["asks"] == declined["asks"] and after["completed"] == {}
+    # An unknown ask is refused by the journey's validator, in a sentence.
+    _plain_page(await http.post(f"/a/{token}/asks/nope", data={"csrf": csrf.group(1), "answer": "decline"}), 422,
+                "No such ask")  # fmt: skip
+    # An ask that is no longer open: its email's button leads to the advocate's page.
+    assert (await http.get(url)).status_code == 303
