@@ -16,7 +16,7 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError
 
 from activities.playbook import read_playbook
-from api import events, referrals, unsubscribe, webhooks
+from api import advocate, events, referrals, unsubscribe, webhooks
 from api.deps import Deps
 from api.segment import load_mapping
 from api.transport import BodyGuard
@@ -80,6 +80,7 @@ def create_app(
     app.include_router(referrals.router)
     app.include_router(unsubscribe.router)
     app.include_router(webhooks.router)
+    app.include_router(advocate.router)
 
     @app.exception_handler(HTTPException)
     async def problem(request: Request, exc: HTTPException) -> JSONResponse:

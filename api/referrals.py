@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import auth
-from api.deps import deps
+from api.deps import Deps, deps
 from api.schemas import DealRequest, DealResult, Problem, ReferralRequest, ReferralResult
 from client.events import new_event
 from client.ingest import Item
@@ -126,11 +126,6 @@ def _count_click(request: Request, code: str, customer_id: str, visitor: str) ->
         pass  # this visitor already clicked this link today
 
 
-def _refusal(request: Request, advocate: Customer, referee: str, per_day: int) -> str | None:
-    with deps(request).sessions() as session:
-        return referral_screen.refusal(session, advocate.customer_id, advocate.email, referee, per_day)
-
-
 def _advocate(request: Request, body: ReferralRequest) -> Customer | None:
     code = body.code or _attributed_code(request)
     with deps(request).sessions() as session:
@@ -148,7 +143,7 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
     d = deps(request)
     auth.require(request, d.settings.api_write_keys, "write")
     try:
-        referee = normalise(body.referee_email)
+        normalise(body.referee_email)
     except AddressError as err:
         raise HTTPException(422, f"referee_email: {err}") from None
     if not (body.code or body.advocate_id or _attributed_code(request)):
@@ -156,46 +151,79 @@ async def submit_referral(body: ReferralRequest, request: Request) -> ReferralRe
     advocate = await asyncio.to_thread(_advocate, request, body)
     if advocate is None:
         raise HTTPException(404, "no active advocate with that code or id")
-    refusal = await asyncio.to_thread(_refusal, request, advocate, referee, d.playbook().referral_max_per_day)
+    try:
+        return await submit(d, advocate, body.referee_email, body.referee_name, body.referee_company)
+    except ReferralRefused as err:
+        raise HTTPException(err.status, err.detail) from None
+
+
+class ReferralRefused(Exception):
+    """Why a referral was not taken: the field at fault and a plain sentence (the API answers `detail`)."""
+
+    def __init__(self, status: int, field: str, message: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.field, self.message, self.detail = status, field, message, detail
+
+
+async def submit(
+    d: Deps, advocate: Customer, referee_email: str, referee_name: str | None, referee_company: str | None
+) -> ReferralResult:
+    """Every referral an advocate submits (the API, the advocate's page): the database's rules, the claim,
+    then the journey's own rules by Update. ReferralRefused with the reason; nothing is kept of a refusal."""
+    try:
+        referee = normalise(referee_email)
+    except AddressError as err:
+        raise ReferralRefused(422, "referee_email", str(err), f"referee_email: {err}") from None
+    refusal = await asyncio.to_thread(_refusal, d, advocate, referee, d.playbook().referral_max_per_day)
     if refusal:
-        raise HTTPException(422, f"referral refused: {refusal}")
+        raise ReferralRefused(422, "referee_email", refusal, f"referral refused: {refusal}")
     # The unique claim decides between advocates submitting the same person at once; the journey decides the rest.
     if not await asyncio.to_thread(referral_screen.claim, d.sessions, referee, advocate.customer_id):
-        raise HTTPException(422, f"referral refused: {referral_screen.ALREADY_REFERRED}")
+        already = referral_screen.ALREADY_REFERRED
+        raise ReferralRefused(422, "referee_email", already, f"referral refused: {already}")
     try:
-        result = await _submit(d.client, advocate.customer_id, referee, body)
+        result = await _submit(d.client, advocate.customer_id, referee, referee_name, referee_company)
     except BaseException:
         await asyncio.to_thread(referral_screen.release, d.sessions, referee, advocate.customer_id)
         raise
-    await asyncio.to_thread(_remember_submission, request, advocate.customer_id, result.referral_id, referee)
+    await asyncio.to_thread(_remember_submission, d, advocate.customer_id, result.referral_id, referee)
     return ReferralResult(referral_id=result.referral_id, status=result.status, advocate_id=advocate.customer_id)
 
 
-async def _submit(client: Client, advocate_id: str, referee: str, body: ReferralRequest) -> SubmitReferralResult:
+def _refusal(d: Deps, advocate: Customer, referee: str, per_day: int) -> str | None:
+    with d.sessions() as session:
+        return referral_screen.refusal(session, advocate.customer_id, advocate.email, referee, per_day)
+
+
+async def _submit(
+    client: Client, advocate_id: str, referee: str, name: str | None, company: str | None
+) -> SubmitReferralResult:
     try:
         return await handle(client, advocate_id).execute_update(
             AdvocacyJourney.submit_referral,
-            SubmitReferralInput(
-                referee_email=referee, referee_name=body.referee_name, referee_company=body.referee_company
-            ),
+            SubmitReferralInput(referee_email=referee, referee_name=name, referee_company=company),
         )
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise HTTPException(422, message) from None
+        field, _, reason = message.partition(": ")
+        if field != "referee_email" or not reason:
+            field, reason = "referee_email", message.removeprefix("referral refused: ")
+        raise ReferralRefused(422, field, reason, message) from None
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise HTTPException(404, f"advocate {advocate_id!r} has no journey") from None
+            detail = f"advocate {advocate_id!r} has no journey"
+            raise ReferralRefused(404, "advocate", detail, detail) from None
         raise
 
 
-def _remember_submission(request: Request, advocate_id: str, referral_id: str, referee: str) -> None:
+def _remember_submission(d: Deps, advocate_id: str, referral_id: str, referee: str) -> None:
     data = {"referee_email": referee, "referral_id": referral_id}
     event = CustomerEvent(
         **new_event(advocate_id, "referral_submitted", data, event_id=f"api-referral-{advocate_id}-{referral_id}")
     )
     try:
-        with deps(request).sessions.begin() as session:
+        with d.sessions.begin() as session:
             record_events(session, [event], DELIVERED)  # the journey has it: the update above
     except IntegrityError:
         pass

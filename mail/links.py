@@ -8,7 +8,7 @@ import hmac
 import os
 import re
 import time
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 DEFAULT_SECRET = "dev-only-unsubscribe-secret"
 
@@ -76,6 +76,78 @@ def verify_unsubscribe_token(token: str, secret: str | None = None, today: int |
     return customer_id
 
 
+# Advocate pages (`/a/{token}`): a token names the customer, the purpose it was made for and the day it was
+# issued, signed with a key derived for that purpose, so a token made for one purpose (or an unsubscribe
+# token) is no token for another, and changing the customer breaks the signature.
+PAGE_TOKEN_MAX_AGE_DAYS = 90
+PAGE_PURPOSES = ("advocate",)
+# A page's form accepts its CSRF token for a day after the page was shown.
+CSRF_MAX_AGE_SECONDS = 86400
+
+
+def _purpose_key(purpose: str, secret: str | None) -> bytes:
+    return hmac.new(_secret(secret), f"page-token|{purpose}".encode(), hashlib.sha256).digest()
+
+
+def _page_signature(purpose: str, customer_id: str, issued: int, secret: str | None) -> str:
+    key = _purpose_key(purpose, secret)
+    return hmac.new(key, f"{customer_id}|{issued}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def page_token(customer_id: str, purpose: str, secret: str | None = None, issued_day: int | None = None) -> str:
+    """A signed token for the customer's page of `purpose`, valid PAGE_TOKEN_MAX_AGE_DAYS from the day issued."""
+    if purpose not in PAGE_PURPOSES:
+        raise ValueError(f"purpose: one of {', '.join(PAGE_PURPOSES)}")
+    day = issued_day if issued_day is not None else int(time.time() // 86400)
+    payload = base64.urlsafe_b64encode(customer_id.encode()).decode().rstrip("=")
+    return f"{payload}.{day}.{_page_signature(purpose, customer_id, day, secret)}"
+
+
+def verify_page_token(token: str, purpose: str, secret: str | None = None, today: int | None = None) -> str:
+    """The customer a page token names; TokenError when it is malformed, forged, made for another purpose
+    or customer, or expired."""
+    invalid = TokenError("this link is not a valid link to your page")
+    parts = token.split(".")
+    if len(parts) != 3 or not re.fullmatch(r"[0-9]{1,9}", parts[1]) or not re.fullmatch(r"[0-9a-f]{32}", parts[2]):
+        raise invalid
+    payload, day, signature = parts[0], int(parts[1]), parts[2]
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,400}", payload):
+        raise invalid
+    try:
+        customer_id = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise invalid from None
+    if purpose not in PAGE_PURPOSES or not hmac.compare_digest(
+        signature, _page_signature(purpose, customer_id, day, secret)
+    ):
+        raise invalid
+    now = today if today is not None else int(time.time() // 86400)
+    if now - day > PAGE_TOKEN_MAX_AGE_DAYS or day > now + 1:
+        raise TokenError("this link to your page has expired")
+    return customer_id
+
+
+def csrf_token(customer_id: str, secret: str | None = None, issued: int | None = None) -> str:
+    """The hidden field of a page's forms: bound to the customer, valid for CSRF_MAX_AGE_SECONDS."""
+    at = issued if issued is not None else int(time.time())
+    return f"{at}.{_page_signature('csrf', customer_id, at, secret)}"
+
+
+def verify_csrf_token(token: str, customer_id: str, secret: str | None = None, now: int | None = None) -> bool:
+    at, _, signature = token.partition(".")
+    if not re.fullmatch(r"[0-9]{1,12}", at) or not re.fullmatch(r"[0-9a-f]{32}", signature):
+        return False
+    if not hmac.compare_digest(signature, _page_signature("csrf", customer_id, int(at), secret)):
+        return False
+    current = now if now is not None else int(time.time())
+    return -60 <= current - int(at) <= CSRF_MAX_AGE_SECONDS
+
+
+def advocate_page(public_base_url: str, customer_id: str, secret: str | None = None) -> str:
+    """The advocate's home (`GET /a/{token}`), where every ask email leads."""
+    return f"{public_base_url}/a/{page_token(customer_id, 'advocate', secret)}"
+
+
 def links_for(
     public_base_url: str,
     customer_id: str,
@@ -84,13 +156,17 @@ def links_for(
     referral_code: str | None,
     program_link: str | None,
 ) -> dict[str, str]:
-    links = {"unsubscribe": f"{public_base_url}/u/{unsubscribe_token(customer_id)}"}
+    page = advocate_page(public_base_url, customer_id)
+    links = {
+        "unsubscribe": f"{public_base_url}/u/{unsubscribe_token(customer_id)}",
+        "advocate": with_utm(page, program or "advocate", ask_id),
+    }
     if referral_code:
         links["referral"] = with_utm(f"{public_base_url}/r/{referral_code}", "referral", medium="referral")
     if program:
-        if program == "referral" and referral_code:
-            links["activation"] = links["referral"]
-        else:
-            base = program_link or f"{public_base_url}/story/{customer_id}/{ask_id or program}"
-            links["activation"] = with_utm(base, program, ask_id)
+        # An ask leads to its page on the advocate's site (answers, the referral form), or to where the playbook
+        # says it is done (a review site). Never through the advocate's own referral link: that would count
+        # their click and set an attribution cookie in their own browser.
+        base = program_link or (f"{page}/asks/{quote(ask_id, safe='')}" if ask_id else page)
+        links["activation"] = with_utm(base, program, ask_id)
     return links

@@ -4,12 +4,14 @@ check renders every template in every locale against sample data and reports
 file, line and reason for: syntax errors, names outside the documented
 variables, undefined attributes, a missing text (or subject, or HTML) part, a
 customer email without the unsubscribe link, links without our UTM parameters
-(when the playbook requires them) and sandbox violations. Size over Gmail's
+(when the playbook requires them), links to our own site at a path the HTTP API
+does not serve (a 404 in a customer's inbox) and sandbox violations. Size over Gmail's
 clipping limit and an empty preheader are warnings.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -104,6 +106,30 @@ def _line_of(renderer: TemplateRenderer, file: str, needle: str) -> int | None:
     return None
 
 
+@functools.cache
+def _api_routes() -> tuple[Any, ...]:
+    from api.app import create_app  # the API's own routes, so the rule cannot drift from them
+    from plumbing.config import Settings
+
+    return tuple(create_app(Settings.from_env()).routes)
+
+
+def served(path: str) -> bool:
+    """Whether the HTTP API answers a GET on `path` (what following a link in an email does)."""
+    from starlette.routing import Match
+
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": "", "query_string": b"", "headers": []}
+    return any(route.matches(scope)[0] == Match.FULL for route in _api_routes())
+
+
+def _unserved(url: str) -> str | None:
+    """The path of a link to our own site that the API does not serve, or None."""
+    parts = urlsplit(url)
+    if f"{parts.scheme}://{parts.netloc}" != SAMPLE_BASE_URL:
+        return None
+    return None if served(parts.path) else parts.path or "/"
+
+
 def check(renderer: TemplateRenderer, require_utm: bool = True) -> list[Problem]:
     problems: list[Problem] = []
     # 1. Every file parses and reads only documented variables.
@@ -156,6 +182,12 @@ def _check_rendered(renderer: TemplateRenderer, name: str, locale: str, require_
         problems.append(Problem(html_file, None, "no unsubscribe link (links.unsubscribe) in the HTML part"))
     if unsubscribe not in rendered.text:
         problems.append(Problem(text_file, None, "no unsubscribe link (links.unsubscribe) in the text part"))
+    for file, urls in ((html_file, _html_links(rendered.html)), (text_file, _URL_IN_TEXT.findall(rendered.text))):
+        for url in urls:
+            path = _unserved(url)
+            if path is not None:
+                line = _line_of(renderer, file, "/" + path.strip("/").split("/")[0])
+                problems.append(Problem(file, line, f"link {url}: the API serves no page at {path} (a 404)"))
     if require_utm:
         for file, urls in ((html_file, _html_links(rendered.html)), (text_file, _URL_IN_TEXT.findall(rendered.text))):
             for url in urls:

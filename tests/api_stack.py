@@ -81,7 +81,7 @@ class ApiStack:
         else:
             client = await Client.connect(self.target_host, data_converter=data_converter())
         engine = make_engine(self.db_url)
-        parts = WorkerParts(make_sessionmaker(engine), DEFAULT_PLAYBOOK, self.outbox)
+        parts = WorkerParts(make_sessionmaker(engine), self.settings.playbook_path, self.outbox)
         async with build_worker(client, self.settings.task_queue, parts, self.settings):
             config = uvicorn.Config(create_app(self.settings, client, **self.app_options), host="127.0.0.1", port=self.port,
                                     log_level="warning", lifespan="on")  # fmt: skip

@@ -28,6 +28,8 @@ with workflow.unsafe.imports_passed_through():
         SA_TIER,
         SIGNAL_EVENT,
         WORKFLOW_TYPE,
+        AnswerAskInput,
+        AnswerAskResult,
         ChurnInput,
         CustomerEvent,
         EmailFeedbackInput,
@@ -419,6 +421,27 @@ class AdvocacyJourney:
             raise ApplicationError(
                 f"kind: must be one of {', '.join(policy.EMAIL_FEEDBACK_KINDS)}", type="InvalidFeedback"
             )
+
+    @workflow.update
+    async def answer_ask(self, input: AnswerAskInput) -> AnswerAskResult:
+        """The customer accepted or declined an ask on their page. A new handler: no recorded journey ran it."""
+        await workflow.wait_condition(lambda: self.pb is not None)
+        ctx = self._policy()
+        ask, effects = policy.answer_ask(self.state, ctx, input.ask_id, input.accepted)
+        assert ask is not None  # the validator refused an unknown ask
+        policy.refresh(self.state, ctx.playbook)
+        self.queued += effects
+        self.dirty = True
+        return AnswerAskResult(ask_id=ask.ask_id, program=ask.program, status=ask.status, changed=bool(effects))
+
+    @answer_ask.validator
+    def _validate_answer_ask(self, input: AnswerAskInput) -> None:
+        self._refuse_if_ended()
+        if not isinstance(input.accepted, bool):
+            raise ApplicationError("accepted: true or false", type="InvalidAnswer")
+        refusal = policy.answer_refusal(self.state, input.ask_id, input.accepted)
+        if refusal:
+            raise ApplicationError(refusal, type="InvalidAnswer")
 
     @workflow.update
     async def submit_referral(self, input: SubmitReferralInput) -> SubmitReferralResult:

@@ -232,6 +232,23 @@ class SubmitReferralInput:
 
 
 @dataclass(kw_only=True)
+class AnswerAskInput:
+    """The customer's answer to an ask, from their page: accept (reference, speaking, advisory board) or decline."""
+
+    ask_id: str
+    accepted: bool
+
+
+@dataclass(kw_only=True)
+class AnswerAskResult:
+    ask_id: str
+    program: str
+    status: str
+    # False when the ask was no longer open: the answer changed nothing.
+    changed: bool = False
+
+
+@dataclass(kw_only=True)
 class ForgetRefereeInput:
     """Right to erasure of someone this advocate referred: their address, and what stands in for it."""
 

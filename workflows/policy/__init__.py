@@ -18,6 +18,7 @@ the workflow sandbox, in property tests, the simulator and forecasts.
 
 from workflows.policy.asks import churn, open_ask, opt_out, plan_ask
 from workflows.policy.budget import seen
+from workflows.policy.completion import ACCEPTABLE, answer_ask, answer_refusal
 from workflows.policy.context import Patched, Policy, every_fix
 from workflows.policy.due import advance, next_wake
 from workflows.policy.effects import (
@@ -35,6 +36,7 @@ from workflows.policy.referrals import add_referral, forget_referee, referral_re
 from workflows.policy.scoring import flags, refresh
 
 __all__ = [
+    "ACCEPTABLE",
     "EMAIL_FEEDBACK_KINDS",
     "HANDLERS",
     "Effect",
@@ -48,6 +50,8 @@ __all__ = [
     "SettleReward",
     "add_referral",
     "advance",
+    "answer_ask",
+    "answer_refusal",
     "apply_event",
     "churn",
     "effect_done",

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from workflows import patches
 from workflows.events import iso
-from workflows.model import OPEN_ASK_STATUSES, JourneyState
-from workflows.policy.asks import email
+from workflows.model import OPEN_ASK_STATUSES, Ask, JourneyState
+from workflows.policy.asks import decline, email
 from workflows.policy.context import Policy
 from workflows.policy.effects import Effect, RecordAsk
 from workflows.policy.ladder import program_or_none
@@ -54,3 +54,32 @@ def complete_activity(state: JourneyState, ctx: Policy, program: str, reward_key
                     currency=spec.reward.currency, kind=spec.reward.kind, hold_seconds=spec.reward.hold_seconds,
                 )  # fmt: skip
     return effects
+
+
+# Asks where saying yes is the advocacy itself (the team arranges the call, the talk, the seat); a review,
+# a case study or a referral is done when it is published or submitted. Any open ask may be declined.
+ACCEPTABLE = ("reference", "speaking", "advisory_board")
+
+
+def answer_refusal(state: JourneyState, ask_id: str, accepted: bool) -> str | None:
+    """Why the customer cannot answer this ask, or None (an ask already answered is no refusal)."""
+    ask = next((a for a in state.asks if a.ask_id == ask_id), None)
+    if ask is None:
+        return "ask_id: no such ask"
+    if accepted and ask.program not in ACCEPTABLE:
+        return f"accepted: a {ask.program} ask is done by doing it, not by accepting it"
+    return None
+
+
+def answer_ask(state: JourneyState, ctx: Policy, ask_id: str, accepted: bool) -> tuple[Ask | None, list[Effect]]:
+    """The customer's answer to an open ask: accepting completes it (once: thanks, reward), declining closes it
+    with the usual cooldown. An answer to an ask no longer open changes nothing, so a second click is harmless."""
+    ask = next((a for a in state.asks if a.ask_id == ask_id), None)
+    if ask is None or ask.status not in OPEN_ASK_STATUSES or answer_refusal(state, ask_id, accepted):
+        return ask, []
+    if not accepted:
+        note(state, ctx, ctx.now, ask.program, None, f"{ask.program} ask declined by the customer")
+        return ask, decline(state, ctx, ask)
+    # The open ask of a program is this one (one open ask at a time); the advisory board has one seat.
+    key = "seat" if ask.program == "advisory_board" else f"ask-{ask.ask_id}"
+    return ask, complete_activity(state, ctx, ask.program, key)
