@@ -19,6 +19,7 @@ from typing import Any
 # reported by eMarketer, "Referrals Fuel Highest B2B Conversion Rates" (10 Feb 2015): of leads from customer and
 # employee referrals, nearly 25 % became opportunities and 3.63 % became deals; 14.7 % of those opportunities won.
 REFERRAL_LEAD_TO_OPPORTUNITY = 0.248
+DEAL_CURRENCY = "USD"
 REFERRAL_OPPORTUNITY_TO_WON = 0.147  # 0.248 * 0.147 = 3.6 % of leads won
 # Of satisfied customers, 83 % say they are willing to refer and 29 % do (Texas Tech University study, as widely
 # cited); The Daniel Group's 500,000 customer interviews found 28-39 % had referred in the past six months.
@@ -151,7 +152,7 @@ def responses(
     events: list[tuple[float, str, dict[str, Any]]] = [(when, "referral_submitted", lead)]
     if rng.random() < REFERRAL_LEAD_TO_OPPORTUNITY:
         amount = rng.randint(5, 60) * 1000
-        opportunity = {"referee_email": email, "stage": "opportunity", "amount": amount, "currency": "USD"}
+        opportunity = {"referee_email": email, "stage": "opportunity", "amount": amount, "currency": DEAL_CURRENCY}
         events.append((when + 4, "referral_converted", opportunity))
         outcome = "won" if rng.random() < REFERRAL_OPPORTUNITY_TO_WON else "lost"
         events.append((when + 10, "referral_converted", {**opportunity, "stage": outcome}))
