@@ -10,7 +10,7 @@ python starter.py submit-referral CUSTOMER_ID --email E [--name N] [--company C]
 python starter.py history CUSTOMER_ID --out FILE
 python starter.py replay FILE [FILE ...]
 python starter.py report [--since 2026-07-01] [--until 2026-10-01] [--retention-days 90] [--stages]
-python starter.py demo [--exit] [--customers N]
+python starter.py demo [--exit] [--customers N] [--json]
 python starter.py api [--host H] [--port P]           # the HTTP API
 python starter.py codec-server [--port 8888]          # the Web UI's decoder for encrypted payloads
 python starter.py forget CUSTOMER_ID                  # right to erasure
@@ -263,7 +263,7 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from cli.demo import run_demo
 
-    return await run_demo(customers=args.customers, exit_after=args.exit)
+    return await run_demo(customers=args.customers, exit_after=args.exit, as_json=args.json)
 
 
 async def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
@@ -403,6 +403,7 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole product locally on embedded defaults")
     demo.add_argument("--exit", action="store_true", help="end after the summary")
     demo.add_argument("--customers", type=int, default=60)
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON instead of the short text")
     api = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)

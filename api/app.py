@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError
@@ -67,7 +68,11 @@ def create_app(
             await relay
         engine.dispose()
 
-    app = FastAPI(
+    # /docs (Swagger UI) loads its scripts and styles from this app (fastapi-offline ships them), not from a CDN:
+    # the docs read on a machine without internet. No ReDoc: it fetches its logo from cdn.redoc.ly, whatever we serve.
+    app = FastAPIOffline(
+        static_url="/docs-assets",
+        redoc_url=None,
         title="Advocacy journeys API",
         version="1.0.0",
         description="Customer events in (contract JSON or Segment's tracking format), journey state out, "

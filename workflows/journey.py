@@ -314,9 +314,12 @@ class AdvocacyJourney:
 
     def _details(self) -> str:
         s = self.state
-        who = " · ".join(x for x in (s.profile.name, s.profile.company) if x) or s.customer_id
+        # Who the journey is for, in every run: a continued run has no static summary (the server keeps it on the
+        # first run), and a profile may arrive after other events. Current details are no command: replay-safe.
+        named = " · ".join(x for x in (s.profile.name, s.profile.company) if x)
+        who = f"**{named}** (customer {s.customer_id})" if named else f"**customer {s.customer_id}** (no profile yet)"
         lines = [
-            f"**{who}** — stage **{s.stage}**, tier **{s.tier}**, score **{s.score}**, last NPS **{s.last_nps}**",
+            f"{who} — stage **{s.stage}**, tier **{s.tier}**, score **{s.score}**, last NPS **{s.last_nps}**",
         ]
         ask = policy.open_ask(s)
         if ask is not None:
