@@ -43,19 +43,36 @@ async def send_event(client: Client, raw: Any, task_queue: str) -> str:
     """
     event = parse_event(raw)
     workflow_id = workflow_id_for(event.customer_id)
-    try:
-        await _signal_with_start(client, event, workflow_id, task_queue)
-    except WorkflowAlreadyStartedError:
-        raise JourneyEndedError(await _why_closed(client, event.customer_id)) from None
-    return workflow_id
+    for attempt in range(_TRANSITION_RETRIES + 1):
+        try:
+            await _signal_with_start(client, event, workflow_id, task_queue)
+            return workflow_id
+        except (WorkflowAlreadyStartedError, RPCError) as err:
+            # Refused in the instant a run continues as new (the next run is already, or about to be,
+            # running): send it again. A journey that is really closed is refused, saying how it ended.
+            status = await _latest_status(client, event.customer_id)
+            if status in _IN_TRANSITION and attempt < _TRANSITION_RETRIES:
+                await asyncio.sleep(0.1 * (attempt + 1))
+                continue
+            if isinstance(err, WorkflowAlreadyStartedError):
+                raise JourneyEndedError(_why_closed(event.customer_id, status)) from None
+            raise
+    raise AssertionError("unreachable")
 
 
-async def _why_closed(client: Client, customer_id: str) -> str:
-    """What ops need to know of a closed journey: how it ended, and what to do about it."""
+_TRANSITION_RETRIES = 3
+_IN_TRANSITION = (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.CONTINUED_AS_NEW)
+
+
+async def _latest_status(client: Client, customer_id: str) -> WorkflowExecutionStatus | None:
     try:
-        status = (await handle(client, customer_id).describe()).status
+        return (await handle(client, customer_id).describe()).status
     except RPCError:
-        status = None
+        return None
+
+
+def _why_closed(customer_id: str, status: WorkflowExecutionStatus | None) -> str:
+    """What ops need to know of a closed journey: how it ended, and what to do about it."""
     if status == WorkflowExecutionStatus.COMPLETED:
         return f"the journey of customer {customer_id} has ended (churned)"
     how = status.name.lower().replace("_", " ") if status is not None else "closed"
