@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         SettleRewardInput,
         SubmitReferralInput,
         SubmitReferralResult,
+        SubmitStoryInput,
     )
     from workflows.playbook import Playbook
 
@@ -445,6 +446,26 @@ class AdvocacyJourney:
         refusal = policy.answer_refusal(self.state, input.ask_id, input.accepted)
         if refusal:
             raise ApplicationError(refusal, type="InvalidAnswer")
+
+    @workflow.update
+    async def submit_story(self, input: SubmitStoryInput) -> AnswerAskResult:
+        """The advocate's story for a case-study ask, stored by the API: completes the ask once and tells the
+        team. A new handler: no recorded journey ran it."""
+        await workflow.wait_condition(lambda: self.pb is not None)
+        ctx = self._policy()
+        ask, effects = policy.story_submitted(self.state, ctx, input.ask_id)
+        assert ask is not None  # the validator refused an unknown ask
+        policy.refresh(self.state, ctx.playbook)
+        self.queued += effects
+        self.dirty = True
+        return AnswerAskResult(ask_id=ask.ask_id, program=ask.program, status=ask.status, changed=bool(effects))
+
+    @submit_story.validator
+    def _validate_submit_story(self, input: SubmitStoryInput) -> None:
+        self._refuse_if_ended()
+        refusal = policy.story_refusal(self.state, input.ask_id)
+        if refusal:
+            raise ApplicationError(refusal, type="InvalidStory")
 
     @workflow.update
     async def submit_referral(self, input: SubmitReferralInput) -> SubmitReferralResult:
