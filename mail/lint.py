@@ -48,7 +48,7 @@ def is_internal(name: str) -> bool:
 
 
 # Team notifications about one ask: the program their sample ask is for.
-_TEAM_ASK_PROGRAMS = {"team_story": "case_study"}
+_TEAM_ASK_PROGRAMS = {"team_story": "case_study", "team_accepted": "reference"}
 _SAMPLE_STORY = {
     "challenge": "Month-end close took nine days and three spreadsheets nobody trusted.",
     "change": "One ledger for all four entities; approvals moved out of email.",

@@ -75,7 +75,7 @@ class AdvocacyJourney:
         self.dirty = False
         self.published: dict[str, Any] = {}
         self.counters: dict[str, MetricCounter] = {}
-        self.qualification = False  # patches.PROGRAM_QUALIFICATION, asked at the start of `run`
+        self.at_start: dict[str, bool] = {}  # patches.AT_START, asked at the start of `run`
         # The next due moment, computed once per step for both the timer and the current details.
         self.wake: tuple[datetime, str] | None = None
 
@@ -87,7 +87,7 @@ class AdvocacyJourney:
         # Asked once, before any local activity: a patch first asked after one can fall in another
         # workflow task on replay than it did live (a slow local activity splits the task), and
         # `patched` answers per task. The policy asks it where old and new part; this is the answer.
-        self.qualification = workflow.patched(patches.PROGRAM_QUALIFICATION)
+        self.at_start = {name: workflow.patched(name) for name in patches.AT_START}
         if input.state is None:
             state.started_at = iso(workflow.now())
             state.referral_code = "".join(workflow.random().choice(_CODE_ALPHABET) for _ in range(8))
@@ -175,7 +175,7 @@ class AdvocacyJourney:
         return policy.Policy(playbook=self.pb, now=workflow.now(), patched=self._patched)
 
     def _patched(self, name: str) -> bool:
-        return self.qualification if name == patches.PROGRAM_QUALIFICATION else workflow.patched(name)
+        return self.at_start[name] if name in patches.AT_START else workflow.patched(name)
 
     async def _run_effects(self, effects: list[policy.Effect]) -> None:
         pending = list(effects)

@@ -82,7 +82,30 @@ def answer_ask(state: JourneyState, ctx: Policy, ask_id: str, accepted: bool) ->
         return ask, decline(state, ctx, ask)
     # The open ask of a program is this one (one open ask at a time); the advisory board has one seat.
     key = "seat" if ask.program == "advisory_board" else f"ask-{ask.ask_id}"
-    return ask, complete_activity(state, ctx, ask.program, key)
+    return ask, accept(state, ctx, ask.program, key)
+
+
+def accept(state: JourneyState, ctx: Policy, program: str, reward_key: str) -> list[Effect]:
+    """Yes to a reference call, a talk or the advisory board: the activity completes, and the team, who now
+    arrange it, is told (once per completion; a `team_*` email, sent whatever the customer opted out of)."""
+    ask = next((a for a in reversed(state.asks) if a.program == program and a.status in OPEN_ASK_STATUSES), None)
+    counted = state.completed.get(program, 0)
+    effects = complete_activity(state, ctx, program, reward_key)
+    if state.completed.get(program, 0) == counted or not ctx.patched(patches.TEAM_TOLD_OF_ACCEPTANCE):
+        return effects
+    effects.append(
+        SendEmail(
+            key=f"{state.customer_id}:{program}-{reward_key}:accepted:team",
+            template="team_accepted",
+            to_email=ctx.playbook.team_email,
+            step="team",
+            ask_id=ask.ask_id if ask else None,
+            program=program,
+            context={"customer": customer_context(state), "score": state.score, "completed": dict(state.completed)},
+            summary=f"tell the team {state.customer_id} said yes to {program.replace('_', ' ')}",
+        )
+    )
+    return effects
 
 
 def story_refusal(state: JourneyState, ask_id: str) -> str | None:
