@@ -24,16 +24,20 @@ from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import referrals
 from api.deps import Deps, deps
+from api.schemas import ReferralResult
 from client.journeys import get_state, handle
 from mail.links import TokenError, csrf_token, verify_csrf_token, verify_page_token, with_utm
-from storage.models import STORY_LIMITS, Customer
+from storage.models import REFERRAL_NOTE_LIMITS, STORY_LIMITS, Customer
+from storage.referral_notes import save_referral_notes
 from storage.stories import save_story
+from workflows.addresses import normalise
 from workflows.events import TEXT_LIMITS
 from workflows.journey import AdvocacyJourney
 from workflows.model import AnswerAskInput, AnswerAskResult, Ask, JourneyState, SubmitStoryInput
@@ -70,7 +74,8 @@ REFERRAL_STATUSES = {
 
 # The referral form's fields, bounded like the event fields they become.
 FIELD_LIMITS = {"name": TEXT_LIMITS["referee_name"], "email": TEXT_LIMITS["referee_email"],
-                "company": TEXT_LIMITS["referee_company"]}  # fmt: skip
+                "company": TEXT_LIMITS["referee_company"], "role": REFERRAL_NOTE_LIMITS["role"],
+                "note": REFERRAL_NOTE_LIMITS["note"]}  # fmt: skip
 
 
 # The story form, in the order a case study is told: (field, question, hint).
@@ -285,7 +290,7 @@ async def _admit_post(d: Deps, request: Request, token: str) -> tuple[str, dict[
 
 
 def _referral_form(values: dict[str, str]) -> Form:
-    form = Form(values={k: values.get(k, "").strip() for k in ("name", "email", "company")})
+    form = Form(values={k: values.get(k, "").strip() for k in FIELD_LIMITS})
     for key, limit in FIELD_LIMITS.items():
         if len(form.values[key]) > limit:
             form.errors[key] = f"Please keep this to {limit} characters."
@@ -327,13 +332,26 @@ async def refer(token: str, request: Request) -> Response:
         else:
             log.info("advocate page: %s referred %s", customer_id, result.referral_id)
             who = form.values["name"] or "your colleague"
-            return _message(d, "Thank you for the referral",
-                            f"We will get in touch with {who} and keep you posted on this page.", 200,
-                            back=f"/a/{token}")  # fmt: skip
+            text = f"We will get in touch with {who} and keep you posted on this page."
+            if (form.values["role"] or form.values["note"]) and not await _keep_notes(d, customer_id, result, form):
+                text += " Your note for our team did not reach it: please reply to our email with it."
+            return _message(d, "Thank you for the referral", text, 200, back=f"/a/{token}")
     state = await _state(d, customer_id)
     if isinstance(state, HTMLResponse):
         return state
     return await _home(d, request, token, state, form, 422)
+
+
+async def _keep_notes(d: Deps, customer_id: str, result: ReferralResult, form: Form) -> bool:
+    """The role and the note for sales, on the referral's row (the journey took the referral already)."""
+    try:
+        await asyncio.to_thread(save_referral_notes, d.sessions, customer_id, result.referral_id,
+                                normalise(form.values["email"]), form.values["role"] or None, form.values["note"] or None,
+                                datetime.now(timezone.utc))  # fmt: skip
+    except SQLAlchemyError as err:
+        log.warning("advocate page: note on referral %s not kept: %s", result.referral_id, type(err).__name__)
+        return False
+    return True
 
 
 def _sentence(reason: str) -> str:

@@ -148,6 +148,10 @@ class RewardRow(Base):
     void_reason: Mapped[str | None] = mapped_column(Text)
 
 
+# The referral form's optional context for sales (api.advocate), bounded like the event fields.
+REFERRAL_NOTE_LIMITS = {"role": 200, "note": 1000}
+
+
 class ReferralRow(Base):
     __tablename__ = "referrals"
     __table_args__ = (UniqueConstraint("customer_id", "referral_id"),)
@@ -162,6 +166,9 @@ class ReferralRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     currency: Mapped[str | None] = mapped_column(String(3))
+    # From the advocate's referral form, for sales: kept here only (the journey need not carry them).
+    referee_role: Mapped[str | None] = mapped_column(String(REFERRAL_NOTE_LIMITS["role"]))
+    note_for_sales: Mapped[str | None] = mapped_column(String(REFERRAL_NOTE_LIMITS["note"]))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
