@@ -103,6 +103,9 @@ async def test_a_story_form_refuses_bad_answers_next_to_the_field_and_stores_not
     http: httpx.AsyncClient, api: ApiStack, env: WorkflowEnvironment
 ) -> None:
     customer, ask_id, token, csrf = await _story_page(http, env, api)
+    # The advocate's home leads to the form too.
+    home = await http.get(f"/a/{token}")
+    assert re.search(rf'<a class="button" href="/a/{re.escape(token)}/asks/{ask_id}">Tell your story</a>', home.text)
     url = f"/a/{token}/asks/{ask_id}/story"
     answer = await http.post(url, data={"csrf": csrf, **STORY, "results": "much faster", "quote": "q" * 1001})
     assert answer.status_code == 422
