@@ -39,8 +39,8 @@ from temporalio.exceptions import ApplicationError
 from activities.data_errors import bad_data_is_final
 from mail.links import links_for
 from mail.templates import RenderedEmail, TemplateFailure, TemplateRenderer
-from storage.models import AskRow, Message
-from storage.suppressions import CUSTOMER, suppression_for
+from storage.models import AskRow, Message, Story
+from storage.suppressions import CUSTOMER, TEAM_TEMPLATE_PREFIX, suppression_for
 from workflows.model import SendEmailInput, SendEmailResult
 
 
@@ -136,8 +136,18 @@ def template_variables(input: SendEmailInput, company: Company) -> dict[str, Any
             company.public_base_url, input.customer_id, program, input.ask_id, referral_code, ctx.get("link")
         ),
         "reward": ctx.get("reward"),
+        "story": ctx.get("story"),
         "company": company.variables(),
     }
+
+
+STORY_TEMPLATE = "team_story"
+
+
+def story_variables(story: Story) -> dict[str, Any]:
+    """What `team_story` sees as `story` (templates/README.md)."""
+    return {"challenge": story.challenge, "change": story.change, "results": story.results, "quote": story.quote,
+            "may_name": story.may_name, "interview_time": story.interview_time, "submissions": story.submissions}  # fmt: skip
 
 
 def _count(name: str, description: str, **attributes: str) -> None:
@@ -187,10 +197,12 @@ class EmailActivities:
                     already_sent=True,
                 )
         variables = template_variables(input, self.company)
+        if input.template == STORY_TEMPLATE:
+            variables["story"] = self._story(input)
         if row is None:
             row = self._write_outbox(input, variables)
         headers = {}
-        if input.ask_id:
+        if input.ask_id and not input.template.startswith(TEAM_TEMPLATE_PREFIX):
             # RFC 8058 one-click unsubscribe on every ask and reminder, besides the footer link.
             headers = {
                 "List-Unsubscribe": f"<{variables['links']['unsubscribe']}>",
@@ -239,6 +251,20 @@ class EmailActivities:
                 self._mark_ask(session, input, sent_at)
         _fault("crash-after-send")
         return SendEmailResult(message_id=str(row.id), provider_message_id=provider_id, sent_at=_iso(sent_at))
+
+    def _story(self, input: SendEmailInput) -> dict[str, Any]:
+        """The story as stored by the advocate's page (never carried in the journey's history)."""
+        with self.sessions() as session:
+            story = session.scalar(
+                select(Story).where(Story.customer_id == input.customer_id, Story.ask_id == input.ask_id)
+            )
+        if story is None:
+            raise ApplicationError(
+                f"ask_id: no story stored for {input.customer_id} ask {input.ask_id}",
+                type="NoStory",
+                non_retryable=True,
+            )
+        return story_variables(story)
 
     def _send(self, message: OutgoingEmail) -> str:
         try:

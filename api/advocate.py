@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -23,18 +24,23 @@ from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import referrals
 from api.deps import Deps, deps
+from api.schemas import ReferralResult
 from client.journeys import get_state, handle
 from mail.links import TokenError, csrf_token, verify_csrf_token, verify_page_token, with_utm
-from storage.models import Customer
+from storage.models import REFERRAL_NOTE_LIMITS, STORY_LIMITS, Customer
+from storage.referral_notes import save_referral_notes
+from storage.stories import save_story
+from workflows.addresses import normalise
 from workflows.events import TEXT_LIMITS
 from workflows.journey import AdvocacyJourney
-from workflows.model import AnswerAskInput, AnswerAskResult, JourneyState
+from workflows.model import AnswerAskInput, AnswerAskResult, Ask, JourneyState, SubmitStoryInput
 from workflows.policy import ACCEPTABLE
 from workflows.policy.ladder import program_or_none
 
@@ -68,7 +74,21 @@ REFERRAL_STATUSES = {
 
 # The referral form's fields, bounded like the event fields they become.
 FIELD_LIMITS = {"name": TEXT_LIMITS["referee_name"], "email": TEXT_LIMITS["referee_email"],
-                "company": TEXT_LIMITS["referee_company"]}  # fmt: skip
+                "company": TEXT_LIMITS["referee_company"], "role": REFERRAL_NOTE_LIMITS["role"],
+                "note": REFERRAL_NOTE_LIMITS["note"]}  # fmt: skip
+
+
+# The story form, in the order a case study is told: (field, question, hint).
+STORY_QUESTIONS = (
+    ("challenge", "The challenge", "What was hard before? A sentence or two is plenty."),
+    ("change", "What changed", "What did your team start doing differently with us?"),
+    ("results", "Results, with numbers", "Hours saved, time to close, revenue, fewer tickets: whatever you measure."),
+    ("quote", "A quote we may use", "One or two sentences in your own words (optional)."),
+    ("interview_time", "Best time for a 30-minute interview", "Days, hours and time zone (optional)."),
+)
+_REQUIRED_STORY = {"challenge": "Please tell us what was hard before.",
+                   "change": "Please tell us what changed.",
+                   "results": "Please tell us what came of it."}  # fmt: skip
 
 
 @dataclass
@@ -224,11 +244,17 @@ async def ask_page(token: str, ask_id: str, request: Request) -> Response:
     ask = next((a for a in state.asks if a.ask_id == ask_id and a.status in OPEN_FOR_ANSWERS), None)
     if ask is None or ask.program == "referral":
         return RedirectResponse(f"/a/{token}#{'refer' if ask is not None else 'asks'}", status_code=303)
+    return _ask_page(d, token, customer_id, ask, Form())
+
+
+def _ask_page(d: Deps, token: str, customer_id: str, ask: Ask, story: Form, status: int = 200) -> HTMLResponse:
     title, blurb = PROGRAMS.get(ask.program, (ask.program, ""))
     spec = program_or_none(d.playbook(), ask.program)
-    return _render("ask.html.j2", company=d.settings.company_name, token=token, title=title, blurb=blurb,
+    return _render("ask.html.j2", status, company=d.settings.company_name, token=token, title=title, blurb=blurb,
                    ask={"id": ask.ask_id, "acceptable": ask.program in ACCEPTABLE,
                         "link": spec.link if spec and spec.link else None},
+                   story={"fields": STORY_QUESTIONS, "limits": STORY_LIMITS, "form": story}
+                   if ask.program == "case_study" else None,
                    csrf=csrf_token(customer_id, d.settings.unsubscribe_secret or None))  # fmt: skip
 
 
@@ -264,7 +290,7 @@ async def _admit_post(d: Deps, request: Request, token: str) -> tuple[str, dict[
 
 
 def _referral_form(values: dict[str, str]) -> Form:
-    form = Form(values={k: values.get(k, "").strip() for k in ("name", "email", "company")})
+    form = Form(values={k: values.get(k, "").strip() for k in FIELD_LIMITS})
     for key, limit in FIELD_LIMITS.items():
         if len(form.values[key]) > limit:
             form.errors[key] = f"Please keep this to {limit} characters."
@@ -306,13 +332,26 @@ async def refer(token: str, request: Request) -> Response:
         else:
             log.info("advocate page: %s referred %s", customer_id, result.referral_id)
             who = form.values["name"] or "your colleague"
-            return _message(d, "Thank you for the referral",
-                            f"We will get in touch with {who} and keep you posted on this page.", 200,
-                            back=f"/a/{token}")  # fmt: skip
+            text = f"We will get in touch with {who} and keep you posted on this page."
+            if (form.values["role"] or form.values["note"]) and not await _keep_notes(d, customer_id, result, form):
+                text += " Your note for our team did not reach it: please reply to our email with it."
+            return _message(d, "Thank you for the referral", text, 200, back=f"/a/{token}")
     state = await _state(d, customer_id)
     if isinstance(state, HTMLResponse):
         return state
     return await _home(d, request, token, state, form, 422)
+
+
+async def _keep_notes(d: Deps, customer_id: str, result: ReferralResult, form: Form) -> bool:
+    """The role and the note for sales, on the referral's row (the journey took the referral already)."""
+    try:
+        await asyncio.to_thread(save_referral_notes, d.sessions, customer_id, result.referral_id,
+                                normalise(form.values["email"]), form.values["role"] or None, form.values["note"] or None,
+                                datetime.now(timezone.utc))  # fmt: skip
+    except SQLAlchemyError as err:
+        log.warning("advocate page: note on referral %s not kept: %s", result.referral_id, type(err).__name__)
+        return False
+    return True
 
 
 def _sentence(reason: str) -> str:
@@ -356,3 +395,62 @@ async def answer(token: str, ask_id: str, request: Request) -> Response:
         return _message(d, "Thanks for letting us know", text, 200, back=f"/a/{token}")
     text = f"This request ({title}) is already closed: {result.status}. Nothing was changed."
     return _message(d, "Already answered", text, 200, back=f"/a/{token}")
+
+
+def _story_form(values: dict[str, str]) -> Form:
+    form = Form(values={name: values.get(name, "").strip() for name, _, _ in STORY_QUESTIONS})
+    form.values["may_name"] = "yes" if values.get("may_name") == "yes" else ""
+    for name, limit in STORY_LIMITS.items():
+        if len(form.values[name]) > limit:
+            form.errors[name] = f"Please keep this to {limit} characters."
+        elif not form.values[name] and name in _REQUIRED_STORY:
+            form.errors[name] = _REQUIRED_STORY[name]
+    if "results" not in form.errors and not re.search(r"[0-9]", form.values["results"]):
+        form.errors["results"] = "Please include at least one number (hours saved, a percentage, a time)."
+    return form
+
+
+@router.post("/a/{token}/asks/{ask_id}/story", response_class=HTMLResponse)
+async def tell_story(token: str, ask_id: str, request: Request) -> Response:
+    """The story form of a case-study ask: stored with the ask (sent again, it updates the same row); the first
+    story completes the ask and reaches the team, later ones change the story only."""
+    d = deps(request)
+    admitted = await _admit_post(d, request, token)
+    if isinstance(admitted, Response):
+        return admitted
+    customer_id, values = admitted
+    state = await _state(d, customer_id)
+    if isinstance(state, HTMLResponse):
+        return state
+    ask = next((a for a in state.asks if a.ask_id == ask_id and a.program == "case_study"), None)
+    if ask is None:
+        return _message(d, "We could not take this story", "This page asks for no story.", 404, back=f"/a/{token}")
+    if ask.status not in (*OPEN_FOR_ANSWERS, "completed"):
+        return _message(d, "This request is closed", f"It was {ask.status}: nothing was changed.", 409,
+                        back=f"/a/{token}")  # fmt: skip
+    form = _story_form(values)
+    if form.errors:
+        return _ask_page(d, token, customer_id, ask, form, 422)
+    fields = {name: form.values[name] for name, _, _ in STORY_QUESTIONS}
+    now = datetime.now(timezone.utc)
+    story = await asyncio.to_thread(save_story, d.sessions, customer_id, ask_id, fields, bool(form.values["may_name"]),
+                                    now)  # fmt: skip
+    try:
+        result: AnswerAskResult = await handle(d.client, customer_id).execute_update(
+            AdvocacyJourney.submit_story, SubmitStoryInput(ask_id=ask_id)
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else "the story was not taken"
+        return _message(d, "We could not take this story", _sentence(message.partition(": ")[2] or message),
+                        422, back=f"/a/{token}")  # fmt: skip
+    except RPCError as err:  # the story is stored: the same form sent again later completes the ask
+        log.warning("advocate page: story for %s not delivered: %s", customer_id, err.message)
+        return _message(d, "Please try again in a minute", "Your story is saved, but our team has not been told "
+                        "yet. Please send the form again in a minute.", 503, back=f"/a/{token}")  # fmt: skip
+    log.info("advocate page: %s told the story of %s (submission %d)", customer_id, ask_id, story.submissions)
+    if result.changed:
+        return _message(d, "Thank you for your story", "Our team has it and will be in touch to write it with you.",
+                        200, back=f"/a/{token}")  # fmt: skip
+    return _message(d, "Your story is updated", "We keep the latest version you sent; nothing else changed.", 200,
+                    back=f"/a/{token}")  # fmt: skip

@@ -47,11 +47,25 @@ def is_internal(name: str) -> bool:
     return name.startswith("team_")
 
 
+# Team notifications about one ask: the program their sample ask is for.
+_TEAM_ASK_PROGRAMS = {"team_story": "case_study", "team_accepted": "reference"}
+_SAMPLE_STORY = {
+    "challenge": "Month-end close took nine days and three spreadsheets nobody trusted.",
+    "change": "One ledger for all four entities; approvals moved out of email.",
+    "results": "Close in 4 days instead of 9; 120 hours a month back for the finance team.",
+    "quote": "We stopped arguing about numbers and started using them.",
+    "may_name": True,
+    "interview_time": "Tuesday or Thursday mornings, CET",
+    "submissions": 1,
+}
+
+
 def sample_variables(
     name: str, locale: str = DEFAULT_LOCALE, overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Realistic variables for NAME, built the way a send builds them."""
     program = name.removeprefix("ask_") if name.startswith("ask_") else None if is_internal(name) else "review"
+    program = _TEAM_ASK_PROGRAMS.get(name, program)
     context: dict[str, Any] = {
         "customer": {
             "customer_id": "c-sample",
@@ -64,6 +78,7 @@ def sample_variables(
         "score": 87,
         "completed": {"review": 1, "referral": 2, "case_study": 1},
         "reward": {"amount": 50.0, "currency": "USD", "kind": "gift_card", "program": program or "referral"},
+        "story": _SAMPLE_STORY if name == "team_story" else None,
     }
     for key, value in (overrides or {}).items():
         context[key] = value

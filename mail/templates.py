@@ -38,7 +38,7 @@ DEFAULT_LOCALE = "en"
 PARTS = ("subject", "html", "txt")
 PART_LABELS = {"subject": "subject", "html": "HTML", "txt": "text"}
 # The names a template may use; anything else is an error `check` reports.
-VARIABLES = frozenset({"customer", "advocate", "ask", "links", "reward", "company", "locale"})
+VARIABLES = frozenset({"customer", "advocate", "ask", "links", "reward", "story", "company", "locale"})
 GMAIL_CLIP_BYTES = 102 * 1024
 MAX_OUTPUT_CHARS = 1_000_000
 MAX_RANGE_ITEMS = 10_000  # across one render, so nested loops share the budget

@@ -27,6 +27,7 @@ from storage.models import (
     ReferralClick,
     ReferralRow,
     RewardRow,
+    Story,
     Suppression,
     WebhookEvent,
 )
@@ -89,6 +90,7 @@ def erase_rows(sessions: sessionmaker[Session], customer_id: str, outbox_dir: Pa
         rows = report.rows
         rows["customers"] = _count(session, delete(Customer).where(Customer.customer_id == customer_id))
         rows["events"] = _count(session, delete(Event).where(Event.customer_id == customer_id))
+        rows["stories"] = _count(session, delete(Story).where(Story.customer_id == customer_id))
         rows["asks"] = _count(session, update(AskRow).where(AskRow.customer_id == customer_id).values(customer_id=anon))
         rows["messages"] = _count(session, update(Message)
             .where(Message.customer_id == customer_id)
@@ -119,7 +121,13 @@ def erase_rows(sessions: sessionmaker[Session], customer_id: str, outbox_dir: Pa
                 session,
                 update(ReferralRow)
                 .where(func.lower(ReferralRow.referee_email).in_(emails))
-                .values(referee_email=placeholder, referee_name=None, referee_company=None),
+                .values(
+                    referee_email=placeholder,
+                    referee_name=None,
+                    referee_company=None,
+                    referee_role=None,
+                    note_for_sales=None,
+                ),
             )
         rows["referral_clicks"] = _count(
             session,

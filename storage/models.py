@@ -148,6 +148,10 @@ class RewardRow(Base):
     void_reason: Mapped[str | None] = mapped_column(Text)
 
 
+# The referral form's optional context for sales (api.advocate), bounded like the event fields.
+REFERRAL_NOTE_LIMITS = {"role": 200, "note": 1000}
+
+
 class ReferralRow(Base):
     __tablename__ = "referrals"
     __table_args__ = (UniqueConstraint("customer_id", "referral_id"),)
@@ -162,6 +166,9 @@ class ReferralRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     currency: Mapped[str | None] = mapped_column(String(3))
+    # From the advocate's referral form, for sales: kept here only (the journey need not carry them).
+    referee_role: Mapped[str | None] = mapped_column(String(REFERRAL_NOTE_LIMITS["role"]))
+    note_for_sales: Mapped[str | None] = mapped_column(String(REFERRAL_NOTE_LIMITS["note"]))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
@@ -249,3 +256,27 @@ class Suppression(Base):
     email: Mapped[str | None] = mapped_column(String(TEXT_LIMITS["email"]))
     customer_id: Mapped[str | None] = mapped_column(String(128), index=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+# The story form's fields and their bounds (api.advocate): a few sentences each, no essays.
+STORY_LIMITS = {"challenge": 2000, "change": 2000, "results": 2000, "quote": 1000, "interview_time": 200}
+
+
+class Story(Base):
+    """What an advocate told us on a case-study ask's page: one row per ask, a second submission updates it."""
+
+    __tablename__ = "stories"
+    __table_args__ = (UniqueConstraint("customer_id", "ask_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), index=True)
+    ask_id: Mapped[str] = mapped_column(String(64))
+    challenge: Mapped[str] = mapped_column(String(STORY_LIMITS["challenge"]))
+    change: Mapped[str] = mapped_column(String(STORY_LIMITS["change"]))
+    results: Mapped[str] = mapped_column(String(STORY_LIMITS["results"]))
+    quote: Mapped[str] = mapped_column(String(STORY_LIMITS["quote"]))
+    may_name: Mapped[bool]  # permission to use their name and logo
+    interview_time: Mapped[str] = mapped_column(String(STORY_LIMITS["interview_time"]))
+    submissions: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp)

@@ -56,6 +56,7 @@ RUNS: list[tuple[str, str, Callable[[Harness], Awaitable[None]]]] = [
         "remind",
         scenarios.test_a_reminder_that_would_fall_after_hours_waits_for_the_next_opening,
     ),
+    ("accepted_on_the_page", "accept", updates.test_a_reference_accepted_on_the_page_completes_once_and_tells_the_team),
 ]
 
 

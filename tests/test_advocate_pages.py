@@ -39,7 +39,7 @@ from mail.lint import check, is_internal
 from mail.templates import TemplateRenderer
 from plumbing.config import DEFAULT_PLAYBOOK, TEMPLATES_DIR
 from storage.db import database
-from storage.models import Customer, ReferralClick
+from storage.models import Customer, ReferralClick, ReferralRow
 from tests.api_stack import READ_KEY, WRITE_KEY, ApiStack
 from workflows.model import Ask, JourneyState, Profile, SendEmailInput
 from workflows.policy import Policy, RecordAsk, SendEmail, answer_ask, answer_refusal, every_fix
@@ -341,8 +341,10 @@ async def test_the_advocate_page_in_a_browser_refers_a_colleague_and_accepts_an_
 
             await page.click(f"#ask-{ask_id} button:has-text('Yes, count me in')")
             assert "Thank you!" in await page.inner_text("h1")
-            done = await _has(http, customer, lambda s: s["asks"][0]["status"] == "completed")
-            assert done is not None and any(r["program"] == "reference" for r in done["rewards"])
+            # Completed at once; the reward (no hold) is issued after the thanks and the team's email.
+            assert await _has(http, customer, lambda s: s["asks"][0]["status"] == "completed")
+            done = await _eventually(lambda: _has(http, customer, lambda s: [(r["program"], r["status"]) for r in s[
+                "rewards"]] == [("reference", "issued")]))  # fmt: skip
 
             # The same answer again, from the email's page: nothing changes twice.
             await email_button.click("button:has-text('Yes, count me in')")
@@ -425,3 +427,36 @@ async def test_an_ask_declined_from_its_page_reaches_the_journey_once(
                 "No such ask")  # fmt: skip
     # An ask that is no longer open: its email's button leads to the advocate's page.
     assert (await http.get(url)).status_code == 303
+
+
+async def test_the_referral_form_keeps_role_and_a_note_for_sales_on_the_referral_record(
+    http: httpx.AsyncClient, api: ApiStack, env: WorkflowEnvironment
+) -> None:
+    customer = await _with_open_ask(http, env, api, "note")
+    await _eventually(lambda: _async(_rows(api, Customer, Customer.customer_id == customer)))
+    token = page_token(customer, "advocate")
+    csrf = csrf_token(customer)
+    url = f"/a/{token}/referrals"
+    form = {"csrf": csrf, "name": "Pat Prospect", "email": "pat@prospect.example", "company": "Prospect Ltd"}
+    # Too long: refused next to the field, the typing kept, nothing submitted.
+    answer = await http.post(url, data={**form, "role": "r" * 201, "note": "n" * 1001})
+    assert answer.status_code == 422
+    assert 'id="role-error"' in answer.text and "200 characters" in answer.text
+    assert 'id="note-error"' in answer.text and "1000 characters" in answer.text
+    assert ("n" * 1001) in answer.text
+    assert (await _state(http, customer) or {})["referrals"] == []
+
+    note = "Evaluating tools this quarter; prefers email, not calls."
+    _plain_page(await http.post(url, data={**form, "role": "Head of Finance", "note": note}), 200,
+                "Thank you for the referral")  # fmt: skip
+    rows = await _eventually(
+        lambda: _async(_rows(api, ReferralRow, ReferralRow.customer_id == customer, ReferralRow.status == "submitted"))
+    )
+    assert [(r.referee_email, r.referee_name, r.referee_role, r.note_for_sales) for r in rows] == [
+        ("pat@prospect.example", "Pat Prospect", "Head of Finance", note)
+    ]
+    # Optional: a referral without them is taken as before.
+    form |= {"name": "Sam", "email": "sam@other-prospect.example", "company": ""}
+    _plain_page(await http.post(url, data=form), 200, "Thank you for the referral")
+    sam = await _eventually(lambda: _async(_rows(api, ReferralRow, ReferralRow.referee_email == form["email"])))
+    assert (sam[0].referee_role, sam[0].note_for_sales) == (None, None)

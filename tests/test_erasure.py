@@ -16,6 +16,8 @@ from client.journeys import forget_referee
 from storage.erasure import anonymous_id, emails_of, erase_rows, placeholder_email
 from storage.event_log import record_events
 from storage.models import Base, RewardRow
+from storage.referral_notes import save_referral_notes
+from storage.stories import save_story
 from storage.suppressions import suppress, suppression_for
 from tests.conftest import Harness
 from tests.outbox import ledger
@@ -55,6 +57,12 @@ async def test_erasing_rows_leaves_no_pii_and_keeps_the_ledger(harness: Harness)
         suppress(session, reason="unsubscribed", source="one-click unsubscribe link", customer_id=c)
     await h.sleep(hours=1)
     assert (await h.state(adv)).referrals[0].referee_name == name
+    # Ada told a story on a case-study ask's page; Grace's referral of Ada carries a role and a note for sales.
+    now = await h.now()
+    save_story(h.sessions, c, "case_study-1", {"challenge": "Ada's story: nine days", "change": "x", "results": "4",
+               "quote": "Ada's quote", "interview_time": "Ada's Tuesdays"}, True, now)  # fmt: skip
+    save_referral_notes(h.sessions, adv, (await h.state(adv)).referrals[0].referral_id, email, "Ada's role",
+                        "Ada's note for sales", now)  # fmt: skip
     before = ledger(h.sessions, c)
     assert before and (h.outbox / "deliveries.jsonl").exists()
     everything = everything_in(h.sessions)
@@ -74,7 +82,8 @@ async def test_erasing_rows_leaves_no_pii_and_keeps_the_ledger(harness: Harness)
         assert suppression_for(session, customer_id="someone-new", to_email=email, template="ask_review")
 
     everything = everything_in(h.sessions)
-    for secret in (c, email, name, company, "Ada's private opinion"):
+    for secret in (c, email, name, company, "Ada's private opinion", "Ada's story", "Ada's quote", "Ada's Tuesdays",
+                   "Ada's role", "Ada's note"):  # fmt: skip
         assert secret not in everything, secret
     for path in h.outbox.iterdir():
         text = path.read_text(encoding="utf-8", errors="replace")

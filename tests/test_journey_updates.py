@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import yaml
 from temporalio.client import WorkflowUpdateFailedError
 
 from client.journeys import JourneyEndedError, handle
-from tests.conftest import Harness
-from tests.outbox import templates_sent
+from plumbing.config import DEFAULT_PLAYBOOK
+from tests.conftest import Harness, running_worker
+from tests.outbox import messages, templates_sent
 from workflows.journey import AdvocacyJourney
-from workflows.model import ChurnInput, OptOutInput, PauseInput, SubmitReferralInput
+from workflows.model import AnswerAskInput, ChurnInput, OptOutInput, PauseInput, SubmitReferralInput
 
 
 async def test_pause_holds_asks_and_resume_releases_them(harness: Harness) -> None:
@@ -143,3 +145,34 @@ async def test_fifteen_referrals_at_once_respect_the_daily_cap_and_one_referee_o
     spellings = ("Kim.Lee@gmail.com", "kimlee+x@googlemail.com", "kim.lee@gmail.com.")
     answers = await asyncio.gather(*(submit(email) for email in spellings))
     assert answers.count("submitted") == 1 and sum("already referred" in a for a in answers) == 2, answers
+
+
+async def test_a_reference_accepted_on_the_page_completes_once_and_tells_the_team(harness: Harness) -> None:
+    """A promoter accepts their reference ask on their page, then clicks again: completed, thanked and the team
+    told once."""
+    raw = yaml.safe_load(DEFAULT_PLAYBOOK.read_text())
+    raw["programs"]["reference"].update(effort=1, min_completed=0)
+    playbook = harness.outbox.parent / "playbook-reference-first.yaml"
+    playbook.write_text(yaml.safe_dump(raw))
+    async with running_worker(harness.env, harness.outbox.parent / "accept", harness.sessions, playbook) as h:
+        c = harness.cid("accept")
+        await h.profile(c, segment="enterprise")
+        await h.send(c, "nps_response", {"score": 10})
+        await h.sleep(days=3)
+        (ask,) = (await h.state(c)).asks
+        assert (ask.program, ask.status) == ("reference", "sent")
+        journey = handle(h.client, c)
+        first = await journey.execute_update(
+            AdvocacyJourney.answer_ask, AnswerAskInput(ask_id=ask.ask_id, accepted=True)
+        )
+        again = await journey.execute_update(
+            AdvocacyJourney.answer_ask, AnswerAskInput(ask_id=ask.ask_id, accepted=True)
+        )
+        assert (first.status, first.changed, again.changed) == ("completed", True, False)
+        await h.sleep(hours=1)
+        assert (await h.state(c)).completed == {"reference": 1}
+        assert templates_sent(h.sessions, c).count("thank_you") == 1
+        # The team is told, once, at its own address (a customer's opt-out never stops a team_* email).
+        team = [m for m in messages(h.sessions, c) if m.template == "team_accepted"]
+        assert [(m.to_email, m.ask_id) for m in team] == [("advocacy-team@example.com", ask.ask_id)]
+        assert "accepted" in team[0].subject and "reference" in team[0].text

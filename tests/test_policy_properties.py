@@ -224,6 +224,8 @@ _GATED: list[tuple[list[tuple[float, tuple[str, dict[str, Any]], int]], str, dic
      patches.REFERRAL_DEAL_CURRENCY, {}),
     ([(0.01, ("referral_submitted", {"referee_email": f"p{n}@prospect{n}.co"}), n) for n in range(6)],
      patches.REFERRAL_ADDRESS_RULES, {}),
+    # Said yes to the advisory board: the team is told (an email, no change to the state).
+    ([(0.0, ("advisory_board_response", {"accepted": True}), 0)], patches.TEAM_TOLD_OF_ACCEPTANCE, {}),
 ]  # fmt: skip
 
 
@@ -232,10 +234,12 @@ def test_every_fix_the_policy_makes_asks_patched_where_old_and_new_part() -> Non
     asked: set[str] = set()
     for steps, fix, profile in _GATED:
         old = OldCode()
-        before = simulate(steps, patched=old, profile=profile)
-        after = simulate(steps, profile=profile)
+        old_log: list[policy.Effect] = []
+        new_log: list[policy.Effect] = []
+        before = simulate(steps, old_log, patched=old, profile=profile)
+        after = simulate(steps, new_log, profile=profile)
         assert fix in old.asked, (fix, old.asked)
-        assert before != after, f"{fix}: the old way and the new one should differ here"
+        assert (before, old_log) != (after, new_log), f"{fix}: the old way and the new one should differ here"
         asked |= old.asked
     assert asked == set(patches.POLICY)  # every fix the policy knows is reached by a sequence above
 

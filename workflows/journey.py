@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         SettleRewardInput,
         SubmitReferralInput,
         SubmitReferralResult,
+        SubmitStoryInput,
     )
     from workflows.playbook import Playbook
 
@@ -74,7 +75,7 @@ class AdvocacyJourney:
         self.dirty = False
         self.published: dict[str, Any] = {}
         self.counters: dict[str, MetricCounter] = {}
-        self.qualification = False  # patches.PROGRAM_QUALIFICATION, asked at the start of `run`
+        self.at_start: dict[str, bool] = {}  # patches.AT_START, asked at the start of `run`
         # The next due moment, computed once per step for both the timer and the current details.
         self.wake: tuple[datetime, str] | None = None
 
@@ -86,7 +87,7 @@ class AdvocacyJourney:
         # Asked once, before any local activity: a patch first asked after one can fall in another
         # workflow task on replay than it did live (a slow local activity splits the task), and
         # `patched` answers per task. The policy asks it where old and new part; this is the answer.
-        self.qualification = workflow.patched(patches.PROGRAM_QUALIFICATION)
+        self.at_start = {name: workflow.patched(name) for name in patches.AT_START}
         if input.state is None:
             state.started_at = iso(workflow.now())
             state.referral_code = "".join(workflow.random().choice(_CODE_ALPHABET) for _ in range(8))
@@ -174,7 +175,7 @@ class AdvocacyJourney:
         return policy.Policy(playbook=self.pb, now=workflow.now(), patched=self._patched)
 
     def _patched(self, name: str) -> bool:
-        return self.qualification if name == patches.PROGRAM_QUALIFICATION else workflow.patched(name)
+        return self.at_start[name] if name in patches.AT_START else workflow.patched(name)
 
     async def _run_effects(self, effects: list[policy.Effect]) -> None:
         pending = list(effects)
@@ -445,6 +446,26 @@ class AdvocacyJourney:
         refusal = policy.answer_refusal(self.state, input.ask_id, input.accepted)
         if refusal:
             raise ApplicationError(refusal, type="InvalidAnswer")
+
+    @workflow.update
+    async def submit_story(self, input: SubmitStoryInput) -> AnswerAskResult:
+        """The advocate's story for a case-study ask, stored by the API: completes the ask once and tells the
+        team. A new handler: no recorded journey ran it."""
+        await workflow.wait_condition(lambda: self.pb is not None)
+        ctx = self._policy()
+        ask, effects = policy.story_submitted(self.state, ctx, input.ask_id)
+        assert ask is not None  # the validator refused an unknown ask
+        policy.refresh(self.state, ctx.playbook)
+        self.queued += effects
+        self.dirty = True
+        return AnswerAskResult(ask_id=ask.ask_id, program=ask.program, status=ask.status, changed=bool(effects))
+
+    @submit_story.validator
+    def _validate_submit_story(self, input: SubmitStoryInput) -> None:
+        self._refuse_if_ended()
+        refusal = policy.story_refusal(self.state, input.ask_id)
+        if refusal:
+            raise ApplicationError(refusal, type="InvalidStory")
 
     @workflow.update
     async def submit_referral(self, input: SubmitReferralInput) -> SubmitReferralResult:

@@ -240,6 +240,13 @@ class AnswerAskInput:
 
 
 @dataclass(kw_only=True)
+class SubmitStoryInput:
+    """A case-study ask's story was stored from the advocate's page (the story itself stays in the database)."""
+
+    ask_id: str
+
+
+@dataclass(kw_only=True)
 class AnswerAskResult:
     ask_id: str
     program: str

@@ -22,6 +22,7 @@ STATE_BUDGET = "state-budget"
 REFERRAL_DEAL_CURRENCY = "referral-deal-currency"
 REFERRAL_ADDRESS_RULES = "referral-address-rules"
 PROGRAM_QUALIFICATION = "program-qualification"
+TEAM_TOLD_OF_ACCEPTANCE = "team-told-of-acceptance"
 
 JOURNEY = (LOCAL_SETUP_ACTIVITIES, FLAGS_SEARCH_ATTRIBUTE, SUBMIT_REFERRAL_DIRECT, BOUNDED_EVENT_TEXT)
 POLICY = (
@@ -33,5 +34,10 @@ POLICY = (
     REFERRAL_DEAL_CURRENCY,
     REFERRAL_ADDRESS_RULES,
     PROGRAM_QUALIFICATION,
+    TEAM_TOLD_OF_ACCEPTANCE,
 )
 ALL = JOURNEY + POLICY
+# Asked once at the start of `run`, before any local activity: their branches can be reached in a journey's
+# first workflow task (an event or an Update applied right after the playbook's local activity), where a
+# `patched` asked for the first time can fall in another task on replay than it did live.
+AT_START = (PROGRAM_QUALIFICATION, TEAM_TOLD_OF_ACCEPTANCE)

@@ -18,7 +18,7 @@ the workflow sandbox, in property tests, the simulator and forecasts.
 
 from workflows.policy.asks import churn, open_ask, opt_out, plan_ask
 from workflows.policy.budget import seen
-from workflows.policy.completion import ACCEPTABLE, answer_ask, answer_refusal
+from workflows.policy.completion import ACCEPTABLE, answer_ask, answer_refusal, story_refusal, story_submitted
 from workflows.policy.context import Patched, Policy, every_fix
 from workflows.policy.due import advance, next_wake
 from workflows.policy.effects import (
@@ -68,4 +68,6 @@ __all__ = [
     "refresh",
     "seen",
     "self_referral",
+    "story_refusal",
+    "story_submitted",
 ]

@@ -7,9 +7,9 @@ from dataclasses import replace
 from workflows import patches
 from workflows.events import iso
 from workflows.model import OPEN_ASK_STATUSES, Ask, JourneyState
-from workflows.policy.asks import decline, email
+from workflows.policy.asks import customer_context, decline, email
 from workflows.policy.context import Policy
-from workflows.policy.effects import Effect, RecordAsk
+from workflows.policy.effects import Effect, RecordAsk, SendEmail
 from workflows.policy.ladder import program_or_none
 from workflows.policy.rewards import cap_remaining, grant, has_reward
 from workflows.policy.scoring import note, positive_moment
@@ -82,4 +82,60 @@ def answer_ask(state: JourneyState, ctx: Policy, ask_id: str, accepted: bool) ->
         return ask, decline(state, ctx, ask)
     # The open ask of a program is this one (one open ask at a time); the advisory board has one seat.
     key = "seat" if ask.program == "advisory_board" else f"ask-{ask.ask_id}"
-    return ask, complete_activity(state, ctx, ask.program, key)
+    return ask, accept(state, ctx, ask.program, key)
+
+
+def accept(state: JourneyState, ctx: Policy, program: str, reward_key: str) -> list[Effect]:
+    """Yes to a reference call, a talk or the advisory board: the activity completes, and the team, who now
+    arrange it, is told (once per completion; a `team_*` email, sent whatever the customer opted out of)."""
+    ask = next((a for a in reversed(state.asks) if a.program == program and a.status in OPEN_ASK_STATUSES), None)
+    counted = state.completed.get(program, 0)
+    effects = complete_activity(state, ctx, program, reward_key)
+    if state.completed.get(program, 0) == counted or not ctx.patched(patches.TEAM_TOLD_OF_ACCEPTANCE):
+        return effects
+    effects.append(
+        SendEmail(
+            key=f"{state.customer_id}:{program}-{reward_key}:accepted:team",
+            template="team_accepted",
+            to_email=ctx.playbook.team_email,
+            step="team",
+            ask_id=ask.ask_id if ask else None,
+            program=program,
+            context={"customer": customer_context(state), "score": state.score, "completed": dict(state.completed)},
+            summary=f"tell the team {state.customer_id} said yes to {program.replace('_', ' ')}",
+        )
+    )
+    return effects
+
+
+def story_refusal(state: JourneyState, ask_id: str) -> str | None:
+    """Why a story cannot be taken for this ask, or None (a story for an ask already completed is no refusal)."""
+    ask = next((a for a in state.asks if a.ask_id == ask_id), None)
+    if ask is None:
+        return "ask_id: no such ask"
+    if ask.program != "case_study":
+        return f"ask_id: a {ask.program} ask takes no story"
+    return None
+
+
+def story_submitted(state: JourneyState, ctx: Policy, ask_id: str) -> tuple[Ask | None, list[Effect]]:
+    """The advocate told their story on the case-study ask's page (stored with the ask by the API): the ask
+    completes once (thanks, reward) and the team gets the story. A story for an ask no longer open changes
+    nothing here, so sending the form again only updates the stored story."""
+    ask = next((a for a in state.asks if a.ask_id == ask_id), None)
+    if ask is None or ask.status not in OPEN_ASK_STATUSES or story_refusal(state, ask_id):
+        return ask, []
+    effects = complete_activity(state, ctx, ask.program, f"ask-{ask.ask_id}")
+    effects.append(
+        SendEmail(
+            key=f"{state.customer_id}:{ask.ask_id}:story:team",
+            template="team_story",
+            to_email=ctx.playbook.team_email,
+            step="team",
+            ask_id=ask.ask_id,
+            program=ask.program,
+            context={"customer": customer_context(state), "score": state.score, "completed": dict(state.completed)},
+            summary=f"send the team {state.customer_id}'s story",
+        )
+    )
+    return ask, effects

@@ -11,7 +11,7 @@ from workflows.events import iso, parse_timestamp, when
 from workflows.model import CustomerEvent, JourneyState
 from workflows.policy.asks import close_open_ask, enter_risk, opt_out
 from workflows.policy.budget import event_key, keep_within_budget, seen
-from workflows.policy.completion import complete_activity
+from workflows.policy.completion import accept, complete_activity
 from workflows.policy.context import Policy
 from workflows.policy.effects import Effect, RecordCustomer
 from workflows.policy.referrals import add_referral, convert_referral
@@ -162,7 +162,7 @@ def _completed(program: str, key: Callable[[CustomerEvent], str]) -> Handler:
 
 def _advisory_board(state: JourneyState, ctx: Policy, ev: CustomerEvent, at: datetime) -> list[Effect]:
     if ev.data["accepted"]:
-        return complete_activity(state, ctx, "advisory_board", "seat")
+        return accept(state, ctx, "advisory_board", "seat")
     return close_open_ask(state, ctx, "advisory_board")
 
 
