@@ -472,6 +472,7 @@ class AdvocacyJourney:
             frequency=input.frequency, skip_programs=list(input.skip_programs), paused_until=input.paused_until
         )
         changed, effects = policy.set_preferences(self.state, ctx, wanted)
+        self.state.ask_outlook = policy.plan_ask(self.state, ctx).why  # the page reads it back at once
         self.queued += effects
         self.dirty = True
         return SetPreferencesResult(preferences=self.state.preferences, changed=changed)
