@@ -341,8 +341,10 @@ async def test_the_advocate_page_in_a_browser_refers_a_colleague_and_accepts_an_
 
             await page.click(f"#ask-{ask_id} button:has-text('Yes, count me in')")
             assert "Thank you!" in await page.inner_text("h1")
-            done = await _has(http, customer, lambda s: s["asks"][0]["status"] == "completed")
-            assert done is not None and any(r["program"] == "reference" for r in done["rewards"])
+            # The reward settles by activities of its own (approved, then issued): wait until it has.
+            done = await _eventually(lambda: _has(http, customer, lambda s: s["asks"][0]["status"] == "completed"
+                                                  and [r["status"] for r in s["rewards"]] == ["issued"]))  # fmt: skip
+            assert any(r["program"] == "reference" for r in done["rewards"])
 
             # The same answer again, from the email's page: nothing changes twice.
             await email_button.click("button:has-text('Yes, count me in')")
