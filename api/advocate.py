@@ -210,7 +210,7 @@ def _preference_view(d: Deps, state: JourneyState, form: Form) -> dict[str, Any]
         "paused_until": paused,
         "pause": form.values.get("pause", "keep" if paused else "none"),
         "pause_until": form.values.get("pause_until", ""),
-        "today": date.today().isoformat(),
+        "today": datetime.now(timezone.utc).date().isoformat(),
         "errors": form.errors,
         "unsubscribe": f"/u/{unsubscribe_token(state.customer_id, d.settings.unsubscribe_secret or None)}",
     }

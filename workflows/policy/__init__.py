@@ -8,6 +8,7 @@ the workflow sandbox, in property tests, the simulator and forecasts.
     scoring     the score log, score, tier, stage, champion status
     ladder      which program may be asked for
     asks        budget, moments, reminders, declines, backing off
+    preferences the customer's own: how often, which programs, a pause until a date
     rewards     rewards built in one place, holds, the annual cap
     completion  a completed activity counted once, thanked and rewarded
     referrals   the self-referral rule, submissions, conversions
