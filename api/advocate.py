@@ -1,6 +1,6 @@
 """The advocate's own pages, reached from every ask email through a signed, expiring link (`/a/{token}`):
-their referral link with share buttons, their referrals, rewards and open asks, a referral form, and
-accept/decline answers to asks. Plain server-rendered HTML that works without JavaScript.
+their referral link with share buttons, their referrals, rewards and open asks, a referral form,
+accept/decline answers to asks, and their preferences (how often, which programs, a pause, unsubscribe). Plain server-rendered HTML that works without JavaScript.
 
 Every change is a POST carrying a CSRF token, so a mail scanner that follows each GET changes nothing;
 forms are rate limited per customer; a bad, expired or borrowed link gets a plain page, never a trace.
@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -33,16 +33,26 @@ from api import referrals
 from api.deps import Deps, deps
 from api.schemas import ReferralResult
 from client.journeys import get_state, handle
-from mail.links import TokenError, csrf_token, verify_csrf_token, verify_page_token, with_utm
+from mail.links import TokenError, csrf_token, unsubscribe_token, verify_csrf_token, verify_page_token, with_utm
 from storage.models import REFERRAL_NOTE_LIMITS, STORY_LIMITS, Customer
 from storage.referral_notes import save_referral_notes
 from storage.stories import save_story
 from workflows.addresses import normalise
 from workflows.events import TEXT_LIMITS
 from workflows.journey import AdvocacyJourney
-from workflows.model import AnswerAskInput, AnswerAskResult, Ask, JourneyState, SubmitStoryInput
+from workflows.model import (
+    ASK_FREQUENCIES,
+    AnswerAskInput,
+    AnswerAskResult,
+    Ask,
+    JourneyState,
+    SetPreferencesInput,
+    SetPreferencesResult,
+    SubmitStoryInput,
+)
 from workflows.policy import ACCEPTABLE
 from workflows.policy.ladder import program_or_none
+from workflows.policy.preferences import PAUSE_MAX_DAYS
 
 log = logging.getLogger("advocacy.api")
 router = APIRouter(tags=["advocate pages"], include_in_schema=False)
@@ -70,6 +80,15 @@ REFERRAL_STATUSES = {
     "won": "became a customer",
     "lost": "did not go ahead",
 }
+
+
+FREQUENCIES = {
+    "program": "Whenever you think it fits (at most every few weeks)",
+    "monthly": "At most once a month",
+    "quarterly": "At most once a quarter",
+}
+assert set(FREQUENCIES) == set(ASK_FREQUENCIES)
+PAUSES = {"1": 1, "3": 3, "6": 6}  # "pause for N months"
 
 
 # The referral form's fields, bounded like the event fields they become.
@@ -160,7 +179,9 @@ def _active_code(d: Deps, customer_id: str, code: str | None) -> str | None:
     return None if revoked is not None else code
 
 
-async def _home(d: Deps, request: Request, token: str, state: JourneyState, form: Form, status: int = 200) -> Response:
+async def _home(
+    d: Deps, request: Request, token: str, state: JourneyState, form: Form, status: int = 200, prefs: Form | None = None
+) -> Response:
     company = d.settings.company_name
     code = await asyncio.to_thread(_active_code, d, state.customer_id, state.referral_code)
     playbook = d.playbook()
@@ -190,7 +211,30 @@ async def _home(d: Deps, request: Request, token: str, state: JourneyState, form
         opted_out=state.opted_out or state.churned,
         form=form,
         limits=FIELD_LIMITS,
+        preferences=_preference_view(d, state, prefs or Form()),
     )
+
+
+def _preference_view(d: Deps, state: JourneyState, form: Form) -> dict[str, Any]:
+    """The preferences section: what the customer chose (or what they just sent, with its errors)."""
+    prefs = state.preferences
+    paused = (prefs.paused_until or "")[:10]
+    programs = []
+    for spec in d.playbook().programs:
+        # A form sent back with errors keeps what was ticked; otherwise what the journey holds.
+        ticked = f"program-{spec.name}" in form.values if form.values else spec.name not in prefs.skip_programs
+        programs.append({"name": spec.name, "title": PROGRAMS.get(spec.name, (spec.name,))[0], "checked": ticked})
+    return {
+        "frequencies": FREQUENCIES,
+        "frequency": form.values.get("frequency", prefs.frequency),
+        "programs": programs,
+        "paused_until": paused,
+        "pause": form.values.get("pause", "keep" if paused else "none"),
+        "pause_until": form.values.get("pause_until", ""),
+        "today": datetime.now(timezone.utc).date().isoformat(),
+        "errors": form.errors,
+        "unsubscribe": f"/u/{unsubscribe_token(state.customer_id, d.settings.unsubscribe_secret or None)}",
+    }
 
 
 def _referral_rows(state: JourneyState) -> list[dict[str, str]]:
@@ -454,3 +498,84 @@ async def tell_story(token: str, ask_id: str, request: Request) -> Response:
                         200, back=f"/a/{token}")  # fmt: skip
     return _message(d, "Your story is updated", "We keep the latest version you sent; nothing else changed.", 200,
                     back=f"/a/{token}")  # fmt: skip
+
+
+def _add_months(day: date, months: int) -> date:
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    return date(year, month, min(day.day, last))
+
+
+def _preferences_form(values: dict[str, str], state: JourneyState) -> tuple[Form, str | None]:
+    """What the preferences form asks the journey for (the pause as an ISO moment), or errors by field."""
+    form = Form(values=dict(values))
+    if values.get("frequency") not in FREQUENCIES:
+        form.errors["frequency"] = "Please choose how often we may ask."
+    today = datetime.now(timezone.utc).date()
+    pause = values.get("pause", "none")
+    until: date | None = None
+    if pause == "keep":
+        return form, state.preferences.paused_until
+    if pause in PAUSES:
+        until = _add_months(today, PAUSES[pause])
+    elif pause == "until":
+        try:
+            until = date.fromisoformat(values.get("pause_until", "").strip())
+        except ValueError:
+            form.errors["pause_until"] = "Please enter a date, like 2027-03-31."
+        else:
+            if until <= today:
+                form.errors["pause_until"] = "Please choose a date after today."
+            elif until > today + timedelta(days=PAUSE_MAX_DAYS - 1):
+                form.errors["pause_until"] = "Please choose a date within a year (or unsubscribe below)."
+    elif pause != "none":
+        form.errors["pause"] = "Please choose whether to pause."
+    moment = datetime.combine(until, time(), timezone.utc) if until is not None else None
+    return form, moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+@router.post("/a/{token}/preferences", response_class=HTMLResponse)
+async def preferences(token: str, request: Request) -> Response:
+    """How often, which programs, a pause: reaches the journey by Update; the same preferences twice change nothing."""
+    d = deps(request)
+    admitted = await _admit_post(d, request, token)
+    if isinstance(admitted, Response):
+        return admitted
+    customer_id, values = admitted
+    state = await _state(d, customer_id)
+    if isinstance(state, HTMLResponse):
+        return state
+    programs = [spec.name for spec in d.playbook().programs]
+    form, paused_until = _preferences_form(values, state)
+    if form.errors:
+        return await _home(d, request, token, state, Form(), 422, prefs=form)
+    wanted = SetPreferencesInput(
+        frequency=values["frequency"],
+        skip_programs=[p for p in programs if f"program-{p}" not in values],
+        paused_until=paused_until,
+    )
+    try:
+        result: SetPreferencesResult = await handle(d.client, customer_id).execute_update(
+            AdvocacyJourney.set_preferences, wanted
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else "the preferences were not taken"
+        return _message(d, "We could not save your preferences", _sentence(message.partition(": ")[2] or message),
+                        422, back=f"/a/{token}#preferences")  # fmt: skip
+    except RPCError as err:
+        log.warning("advocate page: preferences of %s not delivered: %s", customer_id, err.message)
+        return _message(d, "Please try again in a minute", "Nothing was changed.", 503, back=f"/a/{token}")
+    if not result.changed:
+        return _message(d, "Nothing to change", "These already were your preferences.", 200,
+                        back=f"/a/{token}#preferences")  # fmt: skip
+    chosen = result.preferences
+    text = f"We will ask {FREQUENCIES[chosen.frequency][0].lower()}{FREQUENCIES[chosen.frequency][1:]}."
+    if chosen.skip_programs:
+        text += (
+            " We will not ask you to " + ", ".join(PROGRAMS.get(p, (p,))[0].lower() for p in chosen.skip_programs) + "."
+        )
+    if chosen.paused_until:
+        text += f" No requests until {chosen.paused_until[:10]}."
+    return _message(d, "Your preferences are saved", text, 200, back=f"/a/{token}#preferences")

@@ -23,6 +23,7 @@ from storage.models import Base
 from tests import test_journey_scenarios as scenarios
 from tests import test_journey_updates as updates
 from tests import test_long_journey as long_journey
+from tests import test_preferences_journey as preferences
 from tests.conftest import TEST_SERVER, Harness, register_search_attributes, running_worker
 from workflows.model import workflow_id_for
 
@@ -57,6 +58,12 @@ RUNS: list[tuple[str, str, Callable[[Harness], Awaitable[None]]]] = [
         scenarios.test_a_reminder_that_would_fall_after_hours_waits_for_the_next_opening,
     ),
     ("accepted_on_the_page", "accept", updates.test_a_reference_accepted_on_the_page_completes_once_and_tells_the_team),
+    (
+        "customer_preferences",
+        "prefs",
+        preferences.test_a_customer_pauses_for_a_month_then_is_asked_quarterly_without_referrals,
+    ),
+    ("preferences_carried_over", "prefsrun", preferences.test_preferences_carried_into_a_new_run_still_hold),
 ]
 
 

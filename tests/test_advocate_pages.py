@@ -450,7 +450,16 @@ async def test_the_referral_form_keeps_role_and_a_note_for_sales_on_the_referral
     _plain_page(await http.post(url, data={**form, "role": "Head of Finance", "note": note}), 200,
                 "Thank you for the referral")  # fmt: skip
     rows = await _eventually(
-        lambda: _async(_rows(api, ReferralRow, ReferralRow.customer_id == customer, ReferralRow.status == "submitted"))
+        # The journey's own record of the referral (with the name) follows the API's at once: wait for both.
+        lambda: _async(
+            _rows(
+                api,
+                ReferralRow,
+                ReferralRow.customer_id == customer,
+                ReferralRow.status == "submitted",
+                ReferralRow.referee_name.is_not(None),
+            )
+        )
     )
     assert [(r.referee_email, r.referee_name, r.referee_role, r.note_for_sales) for r in rows] == [
         ("pat@prospect.example", "Pat Prospect", "Head of Finance", note)

@@ -18,7 +18,7 @@ from activities.playbook import read_playbook
 from plumbing.config import DEFAULT_PLAYBOOK
 from workflows import patches, policy
 from workflows.events import iso, parse_event, parse_timestamp
-from workflows.model import OPEN_ASK_STATUSES, JourneyState
+from workflows.model import OPEN_ASK_STATUSES, JourneyState, Preferences
 from workflows.playbook import Playbook
 from workflows.policy import Patched, Policy, every_fix
 from workflows.policy.asks import reminder_due
@@ -102,10 +102,11 @@ def simulate(
     profile: Mapping[str, str | None] | None = None,
     playbook: Playbook = PB,
     seen: Seen = None,
+    preferences: Preferences | None = None,
 ) -> JourneyState:
     """Run the policy over `steps`; every effect it asks for is appended to `log`."""
     log = [] if log is None else log
-    state = JourneyState(customer_id="c-1", started_at=iso(START))
+    state = JourneyState(customer_id="c-1", started_at=iso(START), preferences=preferences or Preferences())
     now = START
     first = parse_event(
         {"event_id": "p", "customer_id": "c-1", "type": "customer_profile", "occurred_at": iso(now),
@@ -226,7 +227,10 @@ _GATED: list[tuple[list[tuple[float, tuple[str, dict[str, Any]], int]], str, dic
      patches.REFERRAL_ADDRESS_RULES, {}),
     # Said yes to the advisory board: the team is told (an email, no change to the state).
     ([(0.0, ("advisory_board_response", {"accepted": True}), 0)], patches.TEAM_TOLD_OF_ACCEPTANCE, {}),
+    (_PROMOTER, patches.CUSTOMER_PREFERENCES, {}),  # with _PREFERENCES below: no review ask
 ]  # fmt: skip
+# Fixes that apply only to a customer who chose something on their page: what they chose.
+_PREFERENCES = {patches.CUSTOMER_PREFERENCES: Preferences(skip_programs=["review"])}
 
 
 def test_every_fix_the_policy_makes_asks_patched_where_old_and_new_part() -> None:
@@ -236,8 +240,8 @@ def test_every_fix_the_policy_makes_asks_patched_where_old_and_new_part() -> Non
         old = OldCode()
         old_log: list[policy.Effect] = []
         new_log: list[policy.Effect] = []
-        before = simulate(steps, old_log, patched=old, profile=profile)
-        after = simulate(steps, new_log, profile=profile)
+        before = simulate(steps, old_log, patched=old, profile=profile, preferences=_PREFERENCES.get(fix))
+        after = simulate(steps, new_log, profile=profile, preferences=_PREFERENCES.get(fix))
         assert fix in old.asked, (fix, old.asked)
         assert (before, old_log) != (after, new_log), f"{fix}: the old way and the new one should differ here"
         asked |= old.asked

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import patches, policy
     from workflows.events import EMAIL_RE, EventError, iso, parse_event
     from workflows.model import (
+        PROGRAMS,
         QUERY_STATE,
         SA_CUSTOMER,
         SA_FLAGS,
@@ -40,12 +41,15 @@ with workflow.unsafe.imports_passed_through():
         LoadPlaybookInput,
         OptOutInput,
         PauseInput,
+        Preferences,
         RecordAskInput,
         RecordCustomerInput,
         RecordReferralInput,
         RecordRewardInput,
         SendEmailInput,
         SendEmailResult,
+        SetPreferencesInput,
+        SetPreferencesResult,
         SettleRewardInput,
         SubmitReferralInput,
         SubmitReferralResult,
@@ -76,6 +80,7 @@ class AdvocacyJourney:
         self.published: dict[str, Any] = {}
         self.counters: dict[str, MetricCounter] = {}
         self.at_start: dict[str, bool] = {}  # patches.AT_START, asked at the start of `run`
+        self.preferences = False  # patches.CUSTOMER_PREFERENCES: see `_ask_preferences_patch`
         # The next due moment, computed once per step for both the timer and the current details.
         self.wake: tuple[datetime, str] | None = None
 
@@ -88,6 +93,8 @@ class AdvocacyJourney:
         # workflow task on replay than it did live (a slow local activity splits the task), and
         # `patched` answers per task. The policy asks it where old and new part; this is the answer.
         self.at_start = {name: workflow.patched(name) for name in patches.AT_START}
+        if input.state is not None and input.state.preferences != Preferences():
+            self._ask_preferences_patch()  # carried over: the policy may ask about them after the local activity
         if input.state is None:
             state.started_at = iso(workflow.now())
             state.referral_code = "".join(workflow.random().choice(_CODE_ALPHABET) for _ in range(8))
@@ -175,7 +182,16 @@ class AdvocacyJourney:
         return policy.Policy(playbook=self.pb, now=workflow.now(), patched=self._patched)
 
     def _patched(self, name: str) -> bool:
+        if name == patches.CUSTOMER_PREFERENCES:
+            return self.preferences
         return self.at_start[name] if name in patches.AT_START else workflow.patched(name)
+
+    def _ask_preferences_patch(self) -> None:
+        """The policy asks about preferences only once a customer set some: in the `set_preferences` handler
+        before its first await, or at the start of a run that carried them over, both before any local
+        activity of their workflow task (see `run`). Journeys running before it honour them at once."""
+        if not self.preferences:
+            self.preferences = workflow.patched(patches.CUSTOMER_PREFERENCES)
 
     async def _run_effects(self, effects: list[policy.Effect]) -> None:
         pending = list(effects)
@@ -466,6 +482,30 @@ class AdvocacyJourney:
         refusal = policy.story_refusal(self.state, input.ask_id)
         if refusal:
             raise ApplicationError(refusal, type="InvalidStory")
+
+    @workflow.update
+    async def set_preferences(self, input: SetPreferencesInput) -> SetPreferencesResult:
+        """The customer's preferences from their page: the same ones twice change nothing twice."""
+        self._ask_preferences_patch()
+        await workflow.wait_condition(lambda: self.pb is not None)
+        ctx = self._policy()
+        wanted = Preferences(
+            frequency=input.frequency, skip_programs=list(input.skip_programs), paused_until=input.paused_until
+        )
+        changed, effects = policy.set_preferences(self.state, ctx, wanted)
+        self.state.ask_outlook = policy.plan_ask(self.state, ctx).why  # the page reads it back at once
+        self.queued += effects
+        self.dirty = True
+        return SetPreferencesResult(preferences=self.state.preferences, changed=changed)
+
+    @set_preferences.validator
+    def _validate_set_preferences(self, input: SetPreferencesInput) -> None:
+        self._refuse_if_ended()
+        refusal = policy.preferences_refusal(
+            input.frequency, input.skip_programs, input.paused_until, workflow.now(), PROGRAMS
+        )
+        if refusal:
+            raise ApplicationError(refusal, type="InvalidPreferences")
 
     @workflow.update
     async def submit_referral(self, input: SubmitReferralInput) -> SubmitReferralResult:

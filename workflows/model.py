@@ -138,6 +138,21 @@ class ScoreEntry:
     reason: str
 
 
+# How often a customer is willing to be asked (their preference, on top of the playbook's ask budget):
+# the least time between two asks, in days; "program" leaves it to the playbook.
+ASK_FREQUENCIES = {"program": 0, "monthly": 30, "quarterly": 90}
+
+
+@dataclass(kw_only=True)
+class Preferences:
+    """What the customer chose on their page: how often to be asked, programs they do not want, a pause."""
+
+    frequency: str = "program"
+    skip_programs: list[str] = field(default_factory=list)
+    paused_until: str | None = None  # ISO 8601 UTC; asks resume at this moment
+    updated_at: str | None = None
+
+
 @dataclass(kw_only=True)
 class JourneyState:
     customer_id: str
@@ -185,6 +200,7 @@ class JourneyState:
     completion_keys: list[str] = field(default_factory=list)
     # The next ask, or why there is none right now ("why didn't we ask Acme?"): workflows.policy.plan_ask.
     ask_outlook: str | None = None
+    preferences: Preferences = field(default_factory=Preferences)
 
 
 @dataclass(kw_only=True)
@@ -252,6 +268,22 @@ class AnswerAskResult:
     program: str
     status: str
     # False when the ask was no longer open: the answer changed nothing.
+    changed: bool = False
+
+
+@dataclass(kw_only=True)
+class SetPreferencesInput:
+    """The customer's preferences from their page; the whole set each time (what is not named is not wanted)."""
+
+    frequency: str = "program"
+    skip_programs: list[str] = field(default_factory=list)
+    paused_until: str | None = None  # ISO 8601; None (or a past moment) ends a pause
+
+
+@dataclass(kw_only=True)
+class SetPreferencesResult:
+    preferences: Preferences
+    # False when the journey already had exactly these preferences: nothing changed.
     changed: bool = False
 
 

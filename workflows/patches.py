@@ -23,6 +23,7 @@ REFERRAL_DEAL_CURRENCY = "referral-deal-currency"
 REFERRAL_ADDRESS_RULES = "referral-address-rules"
 PROGRAM_QUALIFICATION = "program-qualification"
 TEAM_TOLD_OF_ACCEPTANCE = "team-told-of-acceptance"
+CUSTOMER_PREFERENCES = "customer-preferences"
 
 JOURNEY = (LOCAL_SETUP_ACTIVITIES, FLAGS_SEARCH_ATTRIBUTE, SUBMIT_REFERRAL_DIRECT, BOUNDED_EVENT_TEXT)
 POLICY = (
@@ -35,6 +36,7 @@ POLICY = (
     REFERRAL_ADDRESS_RULES,
     PROGRAM_QUALIFICATION,
     TEAM_TOLD_OF_ACCEPTANCE,
+    CUSTOMER_PREFERENCES,
 )
 ALL = JOURNEY + POLICY
 # Asked once at the start of `run`, before any local activity: their branches can be reached in a journey's

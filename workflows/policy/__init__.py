@@ -8,6 +8,7 @@ the workflow sandbox, in property tests, the simulator and forecasts.
     scoring     the score log, score, tier, stage, champion status
     ladder      which program may be asked for
     asks        budget, moments, reminders, declines, backing off
+    preferences the customer's own: how often, which programs, a pause until a date
     rewards     rewards built in one place, holds, the annual cap
     completion  a completed activity counted once, thanked and rewarded
     referrals   the self-referral rule, submissions, conversions
@@ -16,7 +17,7 @@ the workflow sandbox, in property tests, the simulator and forecasts.
     outcomes    effect results and the mail provider's feedback
 """
 
-from workflows.policy.asks import churn, open_ask, opt_out, plan_ask
+from workflows.policy.asks import churn, open_ask, opt_out, plan_ask, set_preferences
 from workflows.policy.budget import seen
 from workflows.policy.completion import ACCEPTABLE, answer_ask, answer_refusal, story_refusal, story_submitted
 from workflows.policy.context import Patched, Policy, every_fix
@@ -32,6 +33,7 @@ from workflows.policy.effects import (
 )
 from workflows.policy.handlers import HANDLERS, apply_event
 from workflows.policy.outcomes import EMAIL_FEEDBACK_KINDS, effect_done, effect_failed, email_feedback
+from workflows.policy.preferences import preferences_refusal
 from workflows.policy.referrals import add_referral, forget_referee, referral_refusal, self_referral
 from workflows.policy.scoring import flags, refresh
 
@@ -64,10 +66,12 @@ __all__ = [
     "open_ask",
     "opt_out",
     "plan_ask",
+    "preferences_refusal",
     "referral_refusal",
     "refresh",
     "seen",
     "self_referral",
+    "set_preferences",
     "story_refusal",
     "story_submitted",
 ]

@@ -8,12 +8,13 @@ from typing import Any
 
 from workflows import patches
 from workflows.events import iso, parse_timestamp, when
-from workflows.model import OPEN_ASK_STATUSES, Ask, JourneyState
+from workflows.model import OPEN_ASK_STATUSES, Ask, JourneyState, Preferences
 from workflows.playbook import Playbook, ProgramSpec
 from workflows.policy.context import Policy
 from workflows.policy.effects import Effect, RecordAsk, SendEmail
 from workflows.policy.ladder import pick_program, requirements
-from workflows.policy.scoring import refresh
+from workflows.policy.preferences import normalized, paused_until, skipped, spacing_next
+from workflows.policy.scoring import note, refresh
 from workflows.schedule import next_business_time, seconds
 
 
@@ -105,6 +106,34 @@ def churn(state: JourneyState, ctx: Policy, why: str) -> list[Effect]:
     return effects
 
 
+def set_preferences(state: JourneyState, ctx: Policy, wanted: Preferences) -> tuple[bool, list[Effect]]:
+    """The customer's preferences from their page. The same preferences again change nothing; a pause, or a
+    program they no longer want, cancels the open ask it covers (no reminder follows)."""
+    until = when(wanted.paused_until)
+    kept = normalized(wanted.frequency, wanted.skip_programs, until, ctx.now)
+    if replace(state.preferences, updated_at=None) == kept:
+        return False, []
+    kept.updated_at = iso(ctx.now)
+    state.preferences = kept
+    note(state, ctx, ctx.now, "preferences", None, _describe(kept))
+    effects: list[Effect] = []
+    ask = open_ask(state)
+    if ask is not None and paused_until(state, ctx) is not None:
+        effects += cancel_open_asks(state, ctx.now, f"paused by the customer until {kept.paused_until}")
+    elif ask is not None and skipped(state, ctx, ask.program):
+        effects += cancel_open_asks(state, ctx.now, f"the customer is not interested in {ask.program}")
+    return True, effects
+
+
+def _describe(p: Preferences) -> str:
+    parts = [f"asks: {p.frequency}"]
+    if p.skip_programs:
+        parts.append("not interested in " + ", ".join(p.skip_programs))
+    if p.paused_until:
+        parts.append(f"paused until {p.paused_until}")
+    return "preferences set by the customer: " + "; ".join(parts)
+
+
 def budget_next(state: JourneyState, pb: Playbook, now: datetime) -> datetime:
     """Earliest moment at or after `now` when one more ask fits the cross-program budget."""
     created = sorted(parse_timestamp(a.created_at) for a in state.asks)
@@ -139,6 +168,7 @@ def plan_ask(state: JourneyState, ctx: Policy) -> AskPlan:
         (state.churned, "the customer churned"),
         (state.opted_out, "the customer opted out"),
         (state.paused, "paused by ops"),
+        (paused_until(state, ctx) is not None, f"paused by the customer until {state.preferences.paused_until}"),
         (state.at_risk_since is not None, f"at risk since {state.at_risk_since}: asks wait for the cooldown and a positive signal"),
         (not state.profile.email, "no email address yet (no customer_profile)"),
         (state.email_undeliverable is not None, f"the email address is undeliverable ({state.email_undeliverable})"),
@@ -153,20 +183,31 @@ def plan_ask(state: JourneyState, ctx: Policy) -> AskPlan:
         return AskPlan(None, None, "not asking: no moment of delight yet (a promoter NPS, a milestone, ...)")
     spec = pick_program(state, ctx)
     if spec is None:
+        if all(skipped(state, ctx, p.name) for p in pb.programs):
+            return AskPlan(None, None, "not asking: the customer is interested in none of the programs")
         return AskPlan(None, None, f"not asking: not qualified for any program ({_qualification(state, ctx)})")
     budget = budget_next(state, pb, ctx.now)
     not_before, why = budget, "the ask budget" if budget > ctx.now else ""
     cooldown = when(state.cooldown_until)
     if cooldown is not None and cooldown > not_before:
         not_before, why = cooldown, "the cooldown after a decline"
+    spacing = spacing_next(state, ctx)
+    chosen = f"the customer chose {state.preferences.frequency}"
+    if spacing is not None and spacing > not_before:
+        not_before, why = spacing, chosen
     aligned = next_business_time(not_before, state.profile.timezone, pb.business_hours)
     if aligned > not_before:
         not_before, why = aligned, why or "business hours"
     window_ends = moment + seconds(pb.moment_window_seconds)
     if not_before > window_ends and not (_rung_open(state, spec) and ctx.patched(patches.PROGRAM_QUALIFICATION)):
         # The moment will have passed: wait for the next positive signal.
+        if why == chosen:
+            return AskPlan(None, None, f"not asking: {chosen}: next ask from {iso(not_before)}, when the moment "
+                                       f"of {iso(moment)} has passed; waiting for the next one")  # fmt: skip
         return AskPlan(None, None, f"not asking: the moment of {iso(moment)} passes before {why} allows "
                                    f"the {spec.name} ask ({iso(not_before)}); waiting for the next one")  # fmt: skip
+    if why == chosen:
+        return AskPlan(spec, not_before, f"{chosen}: next ask from {iso(not_before)} ({spec.name})")
     return AskPlan(spec, not_before, f"next: {spec.name} ask at {iso(not_before)}" + (f", after {why}" if why else ""))
 
 

@@ -13,6 +13,7 @@ from workflows.model import Ask, JourneyState
 from workflows.policy.asks import asks_blocked, customer_context, decline, email, next_ask, open_ask, reminder_due
 from workflows.policy.context import Policy
 from workflows.policy.effects import Effect, SendEmail
+from workflows.policy.preferences import pause_end
 from workflows.policy.rewards import approve, pending_holds
 from workflows.policy.scoring import is_champion, note, refresh
 from workflows.schedule import human_duration, seconds
@@ -37,6 +38,20 @@ def _recovery(state: JourneyState, ctx: Policy) -> list[Due]:
         return []
 
     return [Due(at=until, what="risk cooldown ends", act=recover)]
+
+
+def _pause_ends(state: JourneyState, ctx: Policy) -> list[Due]:
+    """A pause the customer set ends on its date: asks resume then (a durable timer, not the next event)."""
+    until = pause_end(state, ctx)
+    if until is None:
+        return []
+
+    def resume() -> list[Effect]:
+        state.preferences.paused_until = None
+        note(state, ctx, ctx.now, "preferences", None, "the customer's pause ended")
+        return []
+
+    return [Due(at=until, what="the customer's pause ends", act=resume)]
 
 
 def _reward_holds(state: JourneyState, ctx: Policy) -> list[Due]:
@@ -97,7 +112,7 @@ def _new_ask(state: JourneyState, ctx: Policy) -> list[Due]:
 
 
 # In the order they are acted on; between the follow-up and a new ask, champions are announced.
-SOURCES = (_recovery, _reward_holds, _follow_up, _new_ask)
+SOURCES = (_recovery, _pause_ends, _reward_holds, _follow_up, _new_ask)
 
 
 def _act(state: JourneyState, ctx: Policy, source: Callable[[JourneyState, Policy], list[Due]]) -> list[Effect]:
@@ -111,7 +126,7 @@ def _act(state: JourneyState, ctx: Policy, source: Callable[[JourneyState, Polic
 def advance(state: JourneyState, ctx: Policy) -> list[Effect]:
     """Everything that is due at `ctx.now`: recoveries, reward holds, reminders, declines, new asks."""
     effects: list[Effect] = []
-    for source in (_recovery, _reward_holds, _follow_up):
+    for source in (_recovery, _pause_ends, _reward_holds, _follow_up):
         effects += _act(state, ctx, source)
     refresh(state, ctx.playbook)
     effects += _announce_champion(state, ctx)

@@ -9,6 +9,7 @@ from workflows.events import parse_timestamp, when
 from workflows.model import JourneyState
 from workflows.playbook import Playbook, ProgramSpec, Qualifier
 from workflows.policy.context import Policy
+from workflows.policy.preferences import skipped
 from workflows.policy.scoring import completed_total, is_champion
 from workflows.schedule import seconds
 
@@ -74,6 +75,8 @@ def pick_program(state: JourneyState, ctx: Policy) -> ProgramSpec | None:
     candidates = []
     for spec in pb.programs:
         if total < spec.min_completed:
+            continue
+        if skipped(state, ctx, spec.name):  # the customer said it does not interest them
             continue
         if spec.requires_champion and not champion:
             continue
