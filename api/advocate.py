@@ -156,12 +156,13 @@ async def _state(d: Deps, customer_id: str) -> JourneyState | HTMLResponse:
 
 def _share_links(d: Deps, company: str, code: str) -> dict[str, str]:
     """Share buttons: pre-written text with the company's hashtag, the link tagged per channel."""
-    hashtag = "#" + re.sub(r"[^0-9A-Za-z]", "", company)
+    playbook = d.playbook()
+    hashtag = playbook.share_hashtag or "#" + re.sub(r"[^0-9A-Za-z]", "", company)
 
     def link(channel: str) -> str:
         return with_utm(f"{d.settings.public_base_url}/r/{code}", "referral", channel, medium="referral")
 
-    text = f"We use {company} and I think your team would like it too. {hashtag}"
+    text = playbook.share_text.format(company=company, hashtag=hashtag)
     mail = {"subject": f"Have a look at {company}", "body": f"Hi,\n\n{text}\n\n{link('email')}\n"}
     return {
         "email": "mailto:?" + urlencode(mail, quote_via=quote),

@@ -12,8 +12,9 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -23,7 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.email import Company, template_variables
 from activities.playbook import read_playbook
-from api.advocate import FORM_POSTS_PER_MINUTE
+from api.advocate import FORM_POSTS_PER_MINUTE, _share_links
 from client.events import new_event
 from mail.links import (
     PAGE_TOKEN_MAX_AGE_DAYS,
@@ -469,3 +470,17 @@ async def test_the_referral_form_keeps_role_and_a_note_for_sales_on_the_referral
     _plain_page(await http.post(url, data=form), 200, "Thank you for the referral")
     sam = await _eventually(lambda: _async(_rows(api, ReferralRow, ReferralRow.referee_email == form["email"])))
     assert (sam[0].referee_role, sam[0].note_for_sales) == (None, None)
+
+
+def test_share_text_and_hashtag_come_from_the_playbook(tmp_path: Path) -> None:
+    data = yaml.safe_load(DEFAULT_PLAYBOOK.read_text())
+    data["referral_links"].update(share_text="{company} closed our books in 4 days. {hashtag}", hashtag="OrbitalWins")
+    playbook = tmp_path / "playbook.yaml"
+    playbook.write_text(yaml.safe_dump(data))
+    deps = SimpleNamespace(playbook=lambda: read_playbook(playbook),
+                           settings=SimpleNamespace(public_base_url="https://advocacy.example.com"))  # fmt: skip
+    links = _share_links(deps, "Orbital Widgets", "ABCD2345")  # type: ignore[arg-type]
+    tweet = parse_qs(urlsplit(links["x"]).query)
+    assert tweet["text"] == ["Orbital Widgets closed our books in 4 days. #OrbitalWins"]
+    assert tweet["url"][0].startswith("https://advocacy.example.com/r/ABCD2345?") and "utm_content=x" in tweet["url"][0]
+    assert "closed%20our%20books" in links["email"]

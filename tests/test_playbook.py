@@ -63,6 +63,9 @@ def test_currency_rates_are_kept_exact() -> None:
         (("programs", "review", "qualify"), [{}], "playbook.programs.review.qualify[0]: expected a mapping"),
         (("fit", "unknown", "segment"), "some", "playbook.fit.unknown.segment: expected a whole number"),
         (("fit", "unknown", "region"), 5, "playbook.fit.unknown.region: unknown setting"),
+        (("referral_links", "share_text"), "Try {product}!", "playbook.referral_links.share_text: only {company}"),
+        (("referral_links", "share_text"), "x" * 241, "playbook.referral_links.share_text: expected a text"),
+        (("referral_links", "hashtag"), "#two words", "playbook.referral_links.hashtag: letters, digits"),
     ],
 )
 def test_bad_playbook_names_the_setting(path: tuple[str, ...], value: Any, message: str, tmp_path: Path) -> None:

@@ -86,6 +86,8 @@ class Qualifier:
         return " and ".join(parts) or "nothing"
 
 
+DEFAULT_SHARE_TEXT = "We use {company} and I think your team would like it too. {hashtag}"
+
 # Ways into each program besides its tier, for playbooks that name none (`qualify` absent): low-effort
 # asks open on the promoter signal itself, the higher rungs on demonstrated advocacy.
 DEFAULT_WAYS_IN: dict[str, list[Qualifier]] = {
@@ -161,6 +163,10 @@ class Playbook:
     # The HTTP API's referral links: how long a click attributes a signup, and referrals per advocate per day.
     referral_attribution_seconds: float = 30 * 86400.0
     referral_max_per_day: int = 5
+    # What the advocate's page pre-writes when they share their link: {company} and {hashtag} are filled in
+    # (the hashtag defaults to the company's name without spaces).
+    share_text: str = DEFAULT_SHARE_TEXT
+    share_hashtag: str | None = None
     # What one unit of a deal's currency is worth in the referral reward currency, as decimal strings
     # (exact, and plain JSON in histories). A deal in a currency without a rate earns no percentage reward.
     currency_rates: dict[str, str] = field(default_factory=dict)
@@ -232,6 +238,25 @@ def _int(value: Any, where: str, *, minimum: int = 0, maximum: int | None = None
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise PlaybookError(f"{where}: must be {bound}")
     return value
+
+
+def _share_text(value: Any) -> str:
+    where = "playbook.referral_links.share_text"
+    if not isinstance(value, str) or not value.strip() or len(value) > 240:
+        raise PlaybookError(f"{where}: expected a text of at most 240 characters")
+    try:
+        value.format(company="Acme", hashtag="#Acme")
+    except (KeyError, IndexError, ValueError) as err:
+        raise PlaybookError(f"{where}: only {{company}} and {{hashtag}} may be filled in ({err})") from None
+    return value
+
+
+def _hashtag(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"#?[0-9A-Za-z_]{1,50}", value):
+        raise PlaybookError("playbook.referral_links.hashtag: letters, digits and _ (at most 50), e.g. '#Acme'")
+    return value if value.startswith("#") else f"#{value}"
 
 
 def _ways_in(raw: Any, where: str, tier_names: list[str]) -> list[Qualifier]:
@@ -398,7 +423,7 @@ def _build(raw: Any) -> Playbook:
     links = raw.get("referral_links", {})
     if not isinstance(links, dict):
         raise PlaybookError("playbook.referral_links: expected a mapping")
-    _check_keys(links, {"attribution_window", "max_per_day"}, "playbook.referral_links")
+    _check_keys(links, {"attribution_window", "max_per_day", "share_text", "hashtag"}, "playbook.referral_links")
     champion = raw.get("champion", {})
     if not isinstance(champion, dict):
         raise PlaybookError("playbook.champion: expected a mapping")
@@ -490,6 +515,8 @@ def _build(raw: Any) -> Playbook:
             links.get("attribution_window", "30d"), "playbook.referral_links.attribution_window"
         ),
         referral_max_per_day=_int(links.get("max_per_day", 5), "playbook.referral_links.max_per_day", minimum=1),
+        share_text=_share_text(links.get("share_text", DEFAULT_SHARE_TEXT)),
+        share_hashtag=_hashtag(links.get("hashtag")),
         currency_rates=_rates(raw.get("currency_rates", {}), referral.currency),
     )
     if playbook.detractor_max >= playbook.promoter_min:
