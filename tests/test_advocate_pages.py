@@ -42,10 +42,10 @@ from plumbing.config import DEFAULT_PLAYBOOK, TEMPLATES_DIR
 from storage.db import database
 from storage.models import Customer, ReferralClick, ReferralRow
 from tests.api_stack import READ_KEY, WRITE_KEY, ApiStack
+from tests.browser import OffsiteGuard, launch
 from workflows.model import Ask, JourneyState, Profile, SendEmailInput
 from workflows.policy import Policy, RecordAsk, SendEmail, answer_ask, answer_refusal, every_fix
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WRITE = {"Authorization": f"Bearer {WRITE_KEY}"}
 READ = {"Authorization": f"Bearer {READ_KEY}"}
 SECRET = "s" * 8 + "0123456789abcdefghijklmnopqrstuv"
@@ -281,7 +281,7 @@ async def test_every_ask_email_link_leads_to_a_page(
 async def test_the_advocate_page_in_a_browser_refers_a_colleague_and_accepts_an_ask(
     http: httpx.AsyncClient, api: ApiStack, env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    from playwright.async_api import Route, async_playwright
+    from playwright.async_api import async_playwright
 
     customer = await _with_open_ask(http, env, api, "page")
     state = await _state(http, customer)
@@ -289,22 +289,12 @@ async def test_the_advocate_page_in_a_browser_refers_a_colleague_and_accepts_an_
     ask_id = state["asks"][0]["ask_id"]
     await _eventually(lambda: _async(_rows(api, Customer, Customer.customer_id == customer)))
     token = page_token(customer, "advocate")
-    offsite: list[str] = []
-
-    async def only_this_machine(route: Route) -> None:
-        if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
-            await route.continue_()
-        else:
-            offsite.append(route.request.url)
-            await route.abort()
+    guard = OffsiteGuard()
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = await launch(pw)
         page = await browser.new_page(java_script_enabled=False)  # it works without JavaScript
-        await page.route("**/*", only_this_machine)
+        await page.route("**/*", guard)
         try:
             await page.goto(f"{api.url}/a/{token}")
             body = await page.inner_text("body")
@@ -335,7 +325,7 @@ async def test_the_advocate_page_in_a_browser_refers_a_colleague_and_accepts_an_
             assert "Pat Prospect" in await page.inner_text("body")
             # The ask email's button: its page shows the answers, and opening it (a mail scanner does) changes nothing.
             email_button = await browser.new_page(java_script_enabled=False)
-            await email_button.route("**/*", only_this_machine)
+            await email_button.route("**/*", guard)
             await email_button.goto(f"{api.url}/a/{token}/asks/{ask_id}?utm_source=advocacy")
             assert "Take a reference call?" in await email_button.inner_text("h1")
             assert (await _state(http, customer) or {})["asks"][0]["status"] == "sent"
@@ -360,7 +350,7 @@ async def test_the_advocate_page_in_a_browser_refers_a_colleague_and_accepts_an_
             raise
         finally:
             await browser.close()
-    assert offsite == []
+    assert guard.offsite == []
     # The advocate never went through their own referral link: no click counted for them.
     assert _rows(api, ReferralClick, ReferralClick.customer_id == customer) == []
 

@@ -4,21 +4,18 @@ request bound off this machine aborted, and finds the endpoints listed."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from tests.api_stack import ApiStack
+from tests.browser import CHROMIUM, OffsiteGuard, launch
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path("var") / "screenshots"
-LOCAL = {"127.0.0.1", "localhost", "::1", "[::1]"}
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (.ci/run installs it)")
 
 
@@ -31,24 +28,14 @@ async def api(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[ApiStac
 
 
 async def test_the_api_docs_load_with_no_request_leaving_the_machine(api: ApiStack) -> None:
-    from playwright.async_api import Route, async_playwright
+    from playwright.async_api import async_playwright
 
-    offsite: list[str] = []
-
-    async def local_only(route: Route) -> None:
-        if urlsplit(route.request.url).hostname in LOCAL or route.request.url.startswith(("data:", "blob:")):
-            await route.continue_()
-        else:
-            offsite.append(route.request.url)
-            await route.abort("internetdisconnected")
+    guard = OffsiteGuard()
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = await launch(pw)
         page = await browser.new_page()
-        await page.route("**/*", local_only)
+        await page.route("**/*", guard)
         errors: list[str] = []
         page.on("pageerror", lambda err: errors.append(str(err)))
         page.on("requestfailed", lambda request: errors.append(f"{request.url}: {request.failure}"))
@@ -65,7 +52,7 @@ async def test_the_api_docs_load_with_no_request_leaving_the_machine(api: ApiSta
         finally:
             await page.screenshot(path=str(SCREENSHOTS / "api-docs.png"))
             await browser.close()
-    assert offsite == [], f"/docs asked the internet for {offsite}"
+    assert guard.offsite == [], f"/docs asked the internet for {guard.offsite}"
     assert errors == []
 
 

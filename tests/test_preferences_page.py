@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from mail.links import page_token
 from tests.api_stack import ApiStack
-from tests.test_advocate_pages import CHROMIUM, _eventually, _has, _state, _with_open_ask, api, http, playbook
+from tests.browser import OffsiteGuard, launch
+from tests.test_advocate_pages import _eventually, _has, _state, _with_open_ask, api, http, playbook
 
 __all__ = ["api", "http", "playbook"]  # the fixtures these tests use
 
@@ -21,26 +21,16 @@ __all__ = ["api", "http", "playbook"]  # the fixtures these tests use
 async def test_preferences_set_on_the_page_reach_the_journey(
     http: httpx.AsyncClient, api: ApiStack, env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    from playwright.async_api import Route, async_playwright
+    from playwright.async_api import async_playwright
 
     customer = await _with_open_ask(http, env, api, "prefs")
     token = page_token(customer, "advocate")
-    offsite: list[str] = []
-
-    async def only_this_machine(route: Route) -> None:
-        if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
-            await route.continue_()
-        else:
-            offsite.append(route.request.url)
-            await route.abort()
+    guard = OffsiteGuard()
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = await launch(pw)
         page = await browser.new_page(java_script_enabled=False)
-        await page.route("**/*", only_this_machine)
+        await page.route("**/*", guard)
         try:
             await page.goto(f"{api.url}/a/{token}")
             section = page.locator("#preferences")
@@ -94,7 +84,7 @@ async def test_preferences_set_on_the_page_reach_the_journey(
             raise
         finally:
             await browser.close()
-    assert offsite == []
+    assert guard.offsite == []
 
 
 async def test_a_preferences_form_the_journey_cannot_take_is_refused_next_to_the_field(

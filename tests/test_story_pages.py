@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -20,8 +19,8 @@ from plumbing.config import DEFAULT_PLAYBOOK, TEMPLATES_DIR
 from storage.models import Message, Story
 from tests import test_advocate_pages as pages
 from tests.api_stack import ApiStack
+from tests.browser import OffsiteGuard, launch
 from tests.test_advocate_pages import (
-    CHROMIUM,
     _eventually,
     _has,
     _journey_with_ask,
@@ -122,27 +121,17 @@ async def test_a_story_form_refuses_bad_answers_next_to_the_field_and_stores_not
 async def test_the_story_form_in_a_browser_completes_the_ask_once(
     http: httpx.AsyncClient, api: ApiStack, env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    from playwright.async_api import Route, async_playwright
+    from playwright.async_api import async_playwright
 
     customer, ask_id, token, _ = await _story_page(http, env, api)
-    offsite: list[str] = []
-
-    async def only_this_machine(route: Route) -> None:
-        if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
-            await route.continue_()
-        else:
-            offsite.append(route.request.url)
-            await route.abort()
+    guard = OffsiteGuard()
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = await launch(pw)
         page = await browser.new_page(java_script_enabled=False)
         second = await browser.new_page(java_script_enabled=False)  # the same form, open in another tab
         for tab in (page, second):
-            await tab.route("**/*", only_this_machine)
+            await tab.route("**/*", guard)
             await tab.goto(f"{api.url}/a/{token}/asks/{ask_id}")
         try:
             assert "Tell your story?" in await page.inner_text("h1")
@@ -167,7 +156,7 @@ async def test_the_story_form_in_a_browser_completes_the_ask_once(
             raise
         finally:
             await browser.close()
-    assert offsite == []
+    assert guard.offsite == []
     again = await _state(http, customer)
     assert again is not None and again["completed"] == done["completed"] and again["rewards"] == done["rewards"]
     assert [a["status"] for a in again["asks"]] == ["completed"]
