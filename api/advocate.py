@@ -334,6 +334,18 @@ async def _admit_post(d: Deps, request: Request, token: str) -> tuple[str, dict[
     return customer_id, form
 
 
+async def _admit_post_for_state(
+    d: Deps, request: Request, token: str
+) -> tuple[str, dict[str, str], JourneyState] | Response:
+    """An admitted form post and the journey state it changes (or the page saying why not)."""
+    admitted = await _admit_post(d, request, token)
+    if isinstance(admitted, Response):
+        return admitted
+    customer_id, values = admitted
+    state = await _state(d, customer_id)
+    return state if isinstance(state, HTMLResponse) else (customer_id, values, state)
+
+
 def _referral_form(values: dict[str, str]) -> Form:
     form = Form(values={k: values.get(k, "").strip() for k in FIELD_LIMITS})
     for key, limit in FIELD_LIMITS.items():
@@ -460,13 +472,10 @@ async def tell_story(token: str, ask_id: str, request: Request) -> Response:
     """The story form of a case-study ask: stored with the ask (sent again, it updates the same row); the first
     story completes the ask and reaches the team, later ones change the story only."""
     d = deps(request)
-    admitted = await _admit_post(d, request, token)
+    admitted = await _admit_post_for_state(d, request, token)
     if isinstance(admitted, Response):
         return admitted
-    customer_id, values = admitted
-    state = await _state(d, customer_id)
-    if isinstance(state, HTMLResponse):
-        return state
+    customer_id, values, state = admitted
     ask = next((a for a in state.asks if a.ask_id == ask_id and a.program == "case_study"), None)
     if ask is None:
         return _message(d, "We could not take this story", "This page asks for no story.", 404, back=f"/a/{token}")
@@ -540,13 +549,10 @@ def _preferences_form(values: dict[str, str], state: JourneyState) -> tuple[Form
 async def preferences(token: str, request: Request) -> Response:
     """How often, which programs, a pause: reaches the journey by Update; the same preferences twice change nothing."""
     d = deps(request)
-    admitted = await _admit_post(d, request, token)
+    admitted = await _admit_post_for_state(d, request, token)
     if isinstance(admitted, Response):
         return admitted
-    customer_id, values = admitted
-    state = await _state(d, customer_id)
-    if isinstance(state, HTMLResponse):
-        return state
+    customer_id, values, state = admitted
     programs = [spec.name for spec in d.playbook().programs]
     form, paused_until = _preferences_form(values, state)
     if form.errors:
