@@ -237,7 +237,7 @@ class EmailActivities:
                 program=input.program,
                 template=input.template,
                 provider_template_id=row.provider_template_id,
-                template_data=variables if row.provider_template_id else {},
+                template_data=_dynamic_data(variables) if row.provider_template_id else {},
             )
         )
         _count("advocacy_emails_sent", "emails sent", template=input.template)
@@ -357,6 +357,11 @@ class EmailActivities:
         else:
             ask.status, ask.sent_at = "sent", sent_at
         ask.updated_at = sent_at
+
+
+def _dynamic_data(variables: dict[str, Any]) -> dict[str, Any]:
+    """What a SendGrid dynamic template receives: the documented variables, `story` only where there is one."""
+    return {k: v for k, v in variables.items() if k != "story" or v is not None}
 
 
 def _iso(moment: datetime) -> str:
