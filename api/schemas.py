@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from workflows.events import EVENT_TYPES
+from workflows.events import EVENT_TYPES, TEXT_LIMITS
 
 
 class ContractEvent(BaseModel):
@@ -51,9 +51,10 @@ class JourneyStateModel(BaseModel):
 
 
 class ReferralRequest(BaseModel):
-    referee_email: str
-    referee_name: str | None = None
-    referee_company: str | None = None
+    # Bounded like the referrals table's columns (workflows.events.TEXT_LIMITS): longer is a 422 naming the field.
+    referee_email: str = Field(max_length=TEXT_LIMITS["referee_email"])
+    referee_name: str | None = Field(None, max_length=TEXT_LIMITS["referee_name"])
+    referee_company: str | None = Field(None, max_length=TEXT_LIMITS["referee_company"])
     code: str | None = Field(None, description="the advocate's referral code (or advocate_id)")
     advocate_id: str | None = None
 

@@ -666,3 +666,19 @@ async def test_referrals_sent_as_events_or_segment_calls_meet_the_same_rules(
     assert refused.status_code == 400 and "already been referred" in refused.text, refused.text
     state = await _eventually(lambda: _state_with(http, second, lambda s: s["events_applied"] >= 2))
     assert [r["referee_email"] for r in state["referrals"]] == [f"new@prospect-{second}.example"]
+
+
+async def test_a_referral_with_text_longer_than_its_column_is_refused_naming_the_field(
+    http: httpx.AsyncClient, api: ApiStack
+) -> None:
+    """The referrals table keeps a name and a company of 200 characters: longer is refused, not half-kept."""
+    advocate, _ = await _advocate_with_referrals(http, api, "long")
+    for field, value in (
+        ("referee_name", "n" * 201),
+        ("referee_company", "c" * 201),
+        ("referee_email", "a" * 320 + "@x.example"),
+    ):
+        body = {"referee_email": f"pat-{field}@prospect.example", "advocate_id": advocate, field: value}
+        answer = await http.post("/v1/referrals", json=body, headers=WRITE)
+        assert answer.status_code == 422 and field in answer.text, answer.text
+    assert _rows(api, ReferralRow, ReferralRow.customer_id == advocate) == []

@@ -43,6 +43,12 @@ async def test_submit_referral_validates_before_history(harness: Harness) -> Non
         with pytest.raises(WorkflowUpdateFailedError) as err:
             await journey.execute_update(AdvocacyJourney.submit_referral, SubmitReferralInput(referee_email=bad))
         assert words in str(err.value.cause)
+    # Longer than the referrals table keeps: refused naming the field, never kept in state to fail its record.
+    for long in (SubmitReferralInput(referee_email="sam@prospect.example", referee_name="n" * 201),
+                 SubmitReferralInput(referee_email="sam@prospect.example", referee_company="c" * 201)):  # fmt: skip
+        with pytest.raises(WorkflowUpdateFailedError) as err:
+            await journey.execute_update(AdvocacyJourney.submit_referral, long)
+        assert "at most 200 characters" in str(err.value.cause)
     result = await journey.execute_update(
         AdvocacyJourney.submit_referral, SubmitReferralInput(referee_email="pat@prospect.example", referee_name="Pat")
     )

@@ -17,7 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import patches, policy
-    from workflows.events import EMAIL_RE, EventError, iso, parse_event
+    from workflows.events import EMAIL_RE, TEXT_LIMITS, EventError, iso, parse_event
     from workflows.model import (
         PROGRAMS,
         QUERY_STATE,
@@ -558,6 +558,10 @@ class AdvocacyJourney:
         self._refuse_if_ended()
         if not isinstance(input.referee_email, str) or not EMAIL_RE.fullmatch(input.referee_email.strip()):
             raise ApplicationError("referee_email: not an email address", type="InvalidReferral")
+        for field in ("referee_email", "referee_name", "referee_company"):
+            value = getattr(input, field)
+            if isinstance(value, str) and len(value) > TEXT_LIMITS[field]:
+                raise ApplicationError(f"{field}: at most {TEXT_LIMITS[field]} characters", type="InvalidReferral")
         # Validators do not run on replay: today's rule applies. Before the playbook is loaded only the
         # self-referral rule can be asked; the handler asks the rest (duplicates, the daily cap) when it applies.
         if self.pb is None:
