@@ -263,16 +263,23 @@ def _reward_rows(state: JourneyState) -> list[dict[str, str]]:
     ]
 
 
-@router.get("/a/{token}", response_class=HTMLResponse)
-async def advocate_home(token: str, request: Request) -> Response:
-    """The advocate's home (contract path)."""
-    d = deps(request)
+async def _open(d: Deps, token: str) -> tuple[str, JourneyState] | Response:
+    """The customer a page link names and their journey's state, or the plain page saying why not."""
     customer_id = _customer(d, token)
     if isinstance(customer_id, TokenError):
         return _invalid(d, customer_id)
     state = await _state(d, customer_id)
-    if isinstance(state, HTMLResponse):
-        return state
+    return state if isinstance(state, HTMLResponse) else (customer_id, state)
+
+
+@router.get("/a/{token}", response_class=HTMLResponse)
+async def advocate_home(token: str, request: Request) -> Response:
+    """The advocate's home (contract path)."""
+    d = deps(request)
+    opened = await _open(d, token)
+    if isinstance(opened, Response):
+        return opened
+    _, state = opened
     return await _home(d, request, token, state, Form())
 
 
@@ -280,12 +287,10 @@ async def advocate_home(token: str, request: Request) -> Response:
 async def ask_page(token: str, ask_id: str, request: Request) -> Response:
     """Where an ask email's button leads: the ask with its answers; an ask no longer open shows the home page."""
     d = deps(request)
-    customer_id = _customer(d, token)
-    if isinstance(customer_id, TokenError):
-        return _invalid(d, customer_id)
-    state = await _state(d, customer_id)
-    if isinstance(state, HTMLResponse):
-        return state
+    opened = await _open(d, token)
+    if isinstance(opened, Response):
+        return opened
+    customer_id, state = opened
     ask = next((a for a in state.asks if a.ask_id == ask_id and a.status in OPEN_FOR_ANSWERS), None)
     if ask is None or ask.program == "referral":
         return RedirectResponse(f"/a/{token}#{'refer' if ask is not None else 'asks'}", status_code=303)
